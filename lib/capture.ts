@@ -1,0 +1,156 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+
+/** What a downstream handler produced, as seen by the cache. */
+export interface Captured {
+  status: number;
+  /** Response headers as they were when the status line went out. */
+  headers: OutgoingHttpHeaders;
+  body: Buffer;
+  /** Why the copy cannot be stored, when it cannot: aborted, destroyed, too large. */
+  incomplete?: 'aborted' | 'too-large';
+}
+
+export interface CaptureOptions {
+  /** The copy is dropped (and the response not stored) past this many bytes. */
+  maxBodySize: number;
+  /**
+   * Runs once, just before the status line and headers are sent, after the app set them.
+   * `wholeBody` is given when the app ends the response in one call (`res.send`, `res.end(x)`),
+   * so the whole body is known before any byte goes out. Returning `'not-modified'` sends
+   * the client a bodiless answer (the caller set the 304 status) while the copy keeps the body.
+   */
+  beforeHeaders?: (wholeBody: Buffer | undefined) => 'not-modified' | undefined;
+}
+
+type Callback = (error?: Error | null) => void;
+
+/**
+ * Captures a response while it streams to its client, in the way of `expressjs/compression`:
+ * the original `writeHead`/`write`/`end` are kept and replaced by named functions on this one
+ * response object (never on a shared prototype); every overload is accepted, headers passed to
+ * `writeHead` are applied through `setHeader` first so they are seen (as `on-headers` does),
+ * and the original `end` is always called. Resolves once the response finished or was cut off.
+ */
+export function captureResponse(res: ServerResponse, options: CaptureOptions): Promise<Captured> {
+  const originalWriteHead = res.writeHead;
+  const originalWrite = res.write;
+  const originalEnd = res.end;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  let ended = false;
+  let status = 0;
+  let headers: OutgoingHttpHeaders | undefined;
+
+  function collect(chunk: unknown, encoding: unknown): void {
+    if (chunk === undefined || chunk === null || tooLarge) return;
+    const buffer =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+        : Buffer.isBuffer(chunk)
+          ? chunk
+          : chunk instanceof Uint8Array
+            ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+            : undefined;
+    if (buffer === undefined) return;
+    size += buffer.length;
+    if (size > options.maxBodySize) {
+      tooLarge = true;
+      chunks.length = 0;
+    } else {
+      chunks.push(buffer);
+    }
+  }
+
+  function headersGoingOut(wholeBody: Buffer | undefined): 'not-modified' | undefined {
+    if (headers !== undefined) return undefined;
+    status = res.statusCode;
+    headers = { ...res.getHeaders() };
+    return options.beforeHeaders?.(wholeBody);
+  }
+
+  res.writeHead = function captureWriteHead(
+    this: ServerResponse,
+    statusCode: number,
+    reason?: unknown,
+    extra?: unknown,
+  ): ServerResponse {
+    const reasonPhrase = typeof reason === 'string' ? reason : undefined;
+    applyHeaders(res, typeof reason === 'string' ? extra : reason);
+    res.statusCode = statusCode;
+    headersGoingOut(undefined);
+    // The hook may have changed the status (a 304 on a MISS): send what it is now.
+    return (originalWriteHead as (status: number, reason?: string) => ServerResponse).call(
+      this,
+      res.statusCode,
+      reasonPhrase,
+    );
+  } as ServerResponse['writeHead'];
+
+  res.write = function captureWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    if (!ended) collect(chunk, rest[0]);
+    return (originalWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as ServerResponse['write'];
+
+  res.end = function captureEnd(this: ServerResponse, ...args: unknown[]) {
+    if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, args);
+    ended = true;
+    const [chunk, encoding, callback] = normalizeEndArgs(args);
+    collect(chunk, encoding);
+    if (!res.headersSent) {
+      const whole = !tooLarge
+        ? chunks.length === 1
+          ? chunks[0]
+          : Buffer.concat(chunks)
+        : undefined;
+      if (headersGoingOut(whole) === 'not-modified') {
+        return (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
+      }
+    }
+    return (originalEnd as (...a: unknown[]) => ServerResponse).call(
+      this,
+      chunk,
+      encoding as BufferEncoding,
+      callback,
+    );
+  } as ServerResponse['end'];
+
+  return new Promise<Captured>((resolve) => {
+    const settle = () => {
+      res.off('finish', settle);
+      res.off('close', settle);
+      const finished = res.writableFinished && ended;
+      resolve({
+        status: status || res.statusCode,
+        headers: headers ?? { ...res.getHeaders() },
+        body: tooLarge ? Buffer.alloc(0) : Buffer.concat(chunks),
+        incomplete: !finished ? 'aborted' : tooLarge ? 'too-large' : undefined,
+      });
+    };
+    res.once('finish', settle);
+    res.once('close', settle);
+  });
+}
+
+function normalizeEndArgs(args: unknown[]): [unknown, unknown, Callback | undefined] {
+  const [a, b, c] = args;
+  if (typeof a === 'function') return [undefined, undefined, a as Callback];
+  if (typeof b === 'function') return [a, undefined, b as Callback];
+  return [a, b, c as Callback | undefined];
+}
+
+/** Headers given to `writeHead` as an object, a flat `[k, v, k, v]` array or `[[k, v]]`. */
+function applyHeaders(res: ServerResponse, headers: unknown): void {
+  if (headers === undefined || headers === null) return;
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const [name, value] of headers as [string, string][]) res.setHeader(name, value);
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2) res.setHeader(headers[i], headers[i + 1]);
+    }
+    return;
+  }
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+    if (value !== undefined) res.setHeader(name, value as string | string[] | number);
+  }
+}

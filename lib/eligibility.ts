@@ -1,0 +1,90 @@
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+
+/**
+ * What may be served from the cache and what may be stored into it, each with the reason
+ * that the debug log and the BYPASS decision carry. DESIGN.md's list, and RFC 9111 §3
+ * (a shared cache must not store private or Authorization-bearing responses).
+ */
+
+export interface RequestRules {
+  bypass?: (req: IncomingMessage) => boolean;
+}
+
+/** Why this request is not answered from (or stored into) the cache, or `undefined`. */
+export function requestBypassReason(req: IncomingMessage, rules: RequestRules): string | undefined {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return `method ${req.method}`;
+  // RFC 9111 §3.5: a shared cache does not reuse responses to Authorization-bearing requests.
+  if (req.headers.authorization !== undefined) return 'authorization';
+  if (rules.bypass?.(req)) return 'bypass option';
+  return undefined;
+}
+
+export interface ResponseRules {
+  statuses: readonly number[];
+  contentTypes: readonly string[];
+}
+
+/** Request headers a response may not vary on and still be shared. */
+const PERSONAL_VARY = new Set(['cookie', 'authorization']);
+/** More than this many Vary headers makes too many variants to be worth storing. */
+const MAX_VARY = 4;
+
+/** Why this response may not be stored, or `undefined` when it may. */
+export function responseUncacheableReason(
+  status: number,
+  headers: OutgoingHttpHeaders,
+  revalidate: number | false,
+  rules: ResponseRules,
+): string | undefined {
+  if (revalidate === 0) return 'revalidate 0';
+  if (!rules.statuses.includes(status)) return `status ${status}`;
+  if (headers['set-cookie'] !== undefined) return 'set-cookie';
+  const cacheControl = headerText(headers['cache-control']).toLowerCase();
+  if (cacheControl !== '') {
+    for (const directive of cacheControl.split(',')) {
+      const name = directive.split('=')[0].trim();
+      if (name === 'private' || name === 'no-store' || name === 'no-cache') {
+        return `cache-control ${name}`;
+      }
+    }
+  }
+  const vary = varyNames(headers);
+  if (vary.includes('*')) return 'vary *';
+  const personal = vary.find((name) => PERSONAL_VARY.has(name));
+  if (personal !== undefined) return `vary ${personal}`;
+  if (vary.length > MAX_VARY) return 'vary on too many headers';
+  if (!contentTypeAllowed(headerText(headers['content-type']), rules.contentTypes)) {
+    return `content-type ${headerText(headers['content-type']) || 'missing'}`;
+  }
+  return undefined;
+}
+
+/** The request headers a response varies on, lower-case, without Accept-Encoding (ours). */
+export function varyNames(headers: OutgoingHttpHeaders): string[] {
+  const text = headerText(headers.vary);
+  if (text === '') return [];
+  const names: string[] = [];
+  for (const raw of text.split(',')) {
+    const name = raw.trim().toLowerCase();
+    if (name !== '' && name !== 'accept-encoding' && !names.includes(name)) names.push(name);
+  }
+  return names.sort();
+}
+
+/** `text/html` matches `text/html`, `text/*` and `*\/*`; parameters are ignored. */
+export function contentTypeAllowed(contentType: string, patterns: readonly string[]): boolean {
+  const type = contentType.split(';')[0].trim().toLowerCase();
+  for (const pattern of patterns) {
+    if (pattern === '*/*') return true;
+    if (type === '') continue;
+    if (pattern.endsWith('/*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern) {
+      return true;
+    }
+  }
+  return false;
+}
+
+export function headerText(value: string | number | readonly string[] | undefined): string {
+  if (value === undefined) return '';
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import type { Captured } from './capture';
+import { headerText } from './eligibility';
+import type { CacheEntry } from './types';
+
+const gzip = promisify(zlib.gzip);
+const brotli = promisify(zlib.brotliCompress);
+const decoders: Record<string, (body: Buffer) => Promise<Buffer>> = {
+  gzip: promisify(zlib.gunzip),
+  'x-gzip': promisify(zlib.gunzip),
+  deflate: promisify(zlib.inflate),
+  br: promisify(zlib.brotliDecompress),
+};
+
+/**
+ * Headers never stored: hop-by-hop ones (RFC 9110 §7.6.1), those the replay computes itself
+ * (Date, Age, Content-Length, Content-Encoding, ETag, our own x-isr-cache) and Set-Cookie
+ * (a response that sets one is never stored at all; this is a second lock on that door).
+ */
+const NOT_STORED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'date',
+  'age',
+  'content-length',
+  'content-encoding',
+  'etag',
+  'set-cookie',
+  'x-isr-cache',
+]);
+
+export interface EntryContext {
+  url: string;
+  requestHeaders: Record<string, string>;
+  generatedAt: number;
+  revalidate: number | false;
+  tags: readonly string[];
+  /** Pages at least this large get br and gzip variants; `false` = never. */
+  compressThreshold: number | false;
+}
+
+/** Turns a finished, cacheable capture into an entry: identity body, variants, validators. */
+export async function buildEntry(captured: Captured, context: EntryContext): Promise<CacheEntry> {
+  const body = await identityBody(captured);
+  const headers = storedHeaders(captured.headers);
+  const etag = headerText(captured.headers.etag) || strongEtag(body);
+  const entry: CacheEntry = {
+    status: captured.status,
+    headers,
+    body,
+    etag,
+    generatedAt: context.generatedAt,
+    revalidate: context.revalidate,
+    tags: mergeTags(context.tags, captured.headers),
+    url: context.url,
+    requestHeaders: context.requestHeaders,
+  };
+  if (context.compressThreshold !== false && body.length >= context.compressThreshold) {
+    // zlib's async API runs on the thread pool: compression never blocks the event loop.
+    const [gz, br] = await Promise.all([
+      gzip(body, { level: 9 }),
+      brotli(body, {
+        params: {
+          [zlib.constants.BROTLI_PARAM_QUALITY]: body.length <= 256 * 1024 ? 11 : 5,
+          [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+        },
+      }),
+    ]);
+    if (gz.length < body.length) entry.gzip = gz;
+    if (br.length < body.length) entry.br = br;
+  }
+  return entry;
+}
+
+/** A strong validator from the body: the same on the MISS and on every replay. */
+export function strongEtag(body: Buffer): string {
+  return `"${createHash('sha1').update(body).digest('base64url')}"`;
+}
+
+/** The response headers worth replaying, lower-case names. */
+export function storedHeaders(headers: OutgoingHttpHeaders): Record<string, string | string[]> {
+  // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  const connectionNamed = new Set(
+    headerText(headers.connection)
+      .split(',')
+      .map((name) => name.trim().toLowerCase()),
+  );
+  const kept: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || NOT_STORED.has(lower) || connectionNamed.has(lower)) continue;
+    kept[lower] = Array.isArray(value) ? value.map(String) : String(value);
+  }
+  return kept;
+}
+
+/** Tags from `res.isr`, plus those a route set for CDNs in `Cache-Tag` / `Surrogate-Key`. */
+function mergeTags(tags: readonly string[], headers: OutgoingHttpHeaders): string[] {
+  const all = new Set(tags);
+  for (const tag of headerText(headers['cache-tag']).split(','))
+    if (tag.trim()) all.add(tag.trim());
+  for (const tag of headerText(headers['surrogate-key']).split(' '))
+    if (tag.trim()) all.add(tag.trim());
+  return [...all];
+}
+
+/**
+ * A `compression()` mounted after the cache hands it encoded bytes even though the stored
+ * render asked for identity; decode them so the entry holds one canonical body.
+ */
+async function identityBody(captured: Captured): Promise<Buffer> {
+  const coding = headerText(captured.headers['content-encoding']).trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return captured.body;
+  const decode = decoders[coding];
+  if (decode === undefined) throw new Error(`cannot store content-encoding ${coding}`);
+  return decode(captured.body);
+}

@@ -1,0 +1,182 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestBypassReason } from './eligibility';
+import { Engine, type Lookup } from './engine';
+import { pageTag } from './key';
+import { type MissTarget, renderMiss, variantMatches } from './miss';
+import { type IsrOptions, resolveOptions } from './options';
+import { Regenerator } from './regenerate';
+import { replay } from './replay';
+import { debug } from './report';
+import { installResponseConfig } from './response-config';
+import { isRegeneration } from './synthetic-request';
+import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
+
+/** The middleware returned by `isr()`, carrying the cache's methods. */
+export interface IsrMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: any) => void): void;
+  /** Resolves once no background regeneration is running. Handy in tests. */
+  idle(): Promise<void>;
+  /**
+   * Waits for in-flight regenerations and stores, and starts no new ones. A store passed in
+   * as an option stays open: close what you own.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the ISR middleware. Mount it before the routes it caches:
+ * `app.use(isr())`.
+ */
+export function createIsr(options?: IsrOptions): IsrMiddleware {
+  const engine = new Engine(resolveOptions(options));
+  const regenerator = new Regenerator(engine);
+  /** In-process single flight for cold pages: one render, the others wait for it. */
+  const misses = new Map<string, Promise<CacheEntry | undefined>>();
+  /** Background stores still running, so `close()` can wait for them. */
+  const storing = new Set<Promise<void>>();
+  const { options: o } = engine;
+
+  function track(stored: Promise<void>): void {
+    const tracked = stored
+      .catch((error) => engine.reporter.error(error, { phase: 'store-write' }))
+      .finally(() => storing.delete(tracked));
+    storing.add(tracked);
+  }
+
+  function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
+    installResponseConfig(res);
+    if (isRegeneration(req)) {
+      next(); // our own render: let the app answer it
+      return;
+    }
+    if (engine.app === undefined) engine.app = topApp(req);
+
+    const bypass = requestBypassReason(req, o);
+    if (bypass !== undefined) {
+      debug('bypass: %s %s (%s)', req.method, req.url, bypass);
+      res.setHeader('x-isr-cache', 'BYPASS');
+      if (o.invalidateOnUnsafe && req.method !== 'GET' && req.method !== 'HEAD') {
+        invalidateAfterSuccess(req, res);
+      }
+      next();
+      return;
+    }
+
+    const { url } = engine.canonical(req.originalUrl ?? req.url ?? '/');
+    const key = engine.keyFor(req, url);
+    engine
+      .lookup(key, req.headers)
+      .then((found) => serve(req, res, next, key, url, found))
+      .catch((error) => {
+        // Fail open: whatever went wrong in the cache, the visitor gets the app's answer.
+        engine.reporter.error(error, { phase: 'miss', key });
+        if (!res.headersSent && !res.writableEnded) next();
+      });
+  }
+
+  async function serve(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    key: string,
+    url: string,
+    found: Lookup,
+  ): Promise<void> {
+    const { entry, variantKey, vary } = found;
+    if (entry !== undefined) {
+      const state = await engine.freshness(entry);
+      if (state.state === 'fresh') {
+        debug('hit: %s', variantKey);
+        return replay(req, res, entry, 'HIT', o.now(), o.cacheControl);
+      }
+      if (state.state === 'stale') {
+        debug('stale: %s (%s)', variantKey, state.reason);
+        replay(req, res, entry, 'STALE', o.now(), o.cacheControl);
+        return regenerator.trigger(key, variantKey, entry);
+      }
+      debug('expired: %s (%s)', variantKey, state.reason);
+    }
+    const target: MissTarget = { key, url, vary };
+    const running = misses.get(variantKey);
+    if (running !== undefined) {
+      const shared = await waitAtMost(running, o.regenerateTimeout);
+      if (shared !== undefined && variantMatches(shared, req.headers)) {
+        debug('miss: %s served from the render it waited for', variantKey);
+        return replay(req, res, shared, 'MISS', o.now(), o.cacheControl);
+      }
+      // Not shareable (personalised, failed, another variant): render for ourselves.
+      renderMiss(engine, req, res, next, target).then(
+        ({ stored }) => stored && track(stored),
+        (error) => engine.reporter.error(error, { phase: 'miss', key: variantKey }),
+      );
+      return;
+    }
+    debug('miss: %s', variantKey);
+    // The flight stays open until the entry is stored, so that requests arriving between the
+    // end of the render and the end of the store still join it instead of rendering again.
+    const forget = () => {
+      if (misses.get(variantKey) === flight) misses.delete(variantKey);
+    };
+    const flight: Promise<CacheEntry | undefined> = renderMiss(engine, req, res, next, target).then(
+      ({ entry, stored }) => {
+        if (stored === undefined) forget();
+        else track(stored.finally(forget));
+        return entry;
+      },
+      (error) => {
+        forget();
+        engine.reporter.error(error, { phase: 'miss', key: variantKey });
+        return undefined;
+      },
+    );
+    misses.set(variantKey, flight);
+  }
+
+  /** RFC 9111 §4.4: a successful unsafe request invalidates the target URI's page. */
+  function invalidateAfterSuccess(req: IsrRequest, res: IsrResponse): void {
+    const { path } = engine.canonical(req.originalUrl ?? req.url ?? '/');
+    res.once('finish', () => {
+      if (res.statusCode >= 400) return;
+      debug('invalidate: %s after %s %d', path, req.method, res.statusCode);
+      Promise.resolve(engine.clocks.bump([pageTag(path)], 'stale', o.now())).catch((error) =>
+        engine.reporter.error(error, { phase: 'store-write' }),
+      );
+    });
+  }
+
+  async function idle(): Promise<void> {
+    while (storing.size > 0 || misses.size > 0) {
+      await Promise.allSettled([...storing, ...misses.values()]);
+      await regenerator.idle();
+    }
+    await regenerator.idle();
+  }
+
+  async function close(): Promise<void> {
+    await regenerator.close();
+    await idle();
+  }
+
+  return Object.assign(isrMiddleware, { idle, close });
+}
+
+/** Resolves with the promise's value, or `undefined` once `ms` have passed. */
+function waitAtMost<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Express sets `req.app` to the (sub-)app handling the request and `app.parent` on mounted
+ * apps: the top of that chain is what a synthetic request must be dispatched through.
+ */
+function topApp(req: IsrRequest): RequestHandler | undefined {
+  let app = req.app as (RequestHandler & { parent?: unknown }) | undefined;
+  while (typeof app?.parent === 'function')
+    app = app.parent as RequestHandler & { parent?: unknown };
+  return typeof app === 'function' ? app : undefined;
+}

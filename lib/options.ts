@@ -1,0 +1,280 @@
+import type { IncomingMessage } from 'node:http';
+import { type CacheControlBuilder, defaultCacheControl } from './replay';
+import { isKeyvLike, type KeyvLike } from './stores/keyv-store';
+import type { EntryStore } from './stores/types';
+import type { RequestHandler } from './types';
+
+/** Where a reported error came from. */
+export interface ErrorContext {
+  phase: 'regenerate' | 'store' | 'store-write' | 'miss';
+  key?: string;
+  /** For `regenerate`: how many attempts in a row have failed. */
+  attempt?: number;
+  /** For `regenerate`: when (ms since epoch) the next attempt may start. */
+  retryAt?: number;
+}
+
+/** Options of `isr()`. All are optional. */
+export interface IsrOptions {
+  /**
+   * Where pages are kept: any Keyv instance (any adapter, e.g. `@keyv/redis`), or an object
+   * implementing the `EntryStore` contract. A store you pass in stays yours: `close()` does
+   * not close it.
+   * @default a `MemoryStore` bounded to `maxSize` bytes, least recently used evicted first
+   */
+  store?: KeyvLike | EntryStore;
+  /**
+   * Bytes the default in-memory store may hold (ignored when `store` is given).
+   * @default 52428800 (50 MB)
+   */
+  maxSize?: number;
+  /**
+   * Seconds a page stays fresh before the next request regenerates it in the background;
+   * `false` = only on demand. A route overrides it with `res.isr({ revalidate })`.
+   * @default 60
+   */
+  revalidate?: number | false;
+  /** Statuses that may be stored. @default [200] */
+  statuses?: number[];
+  /** Media-type patterns that may be stored (`text/*`, `*\/*` for all). @default ['text/html'] */
+  contentTypes?: string[];
+  /**
+   * Query parameters left out of the key — and out of the URL the stored render sees.
+   * A trailing `*` matches any suffix.
+   * @default ['utm_*', 'fbclid', 'gclid', 'msclkid']
+   */
+  ignoreQuery?: string[];
+  /** When set, only these query parameters are part of the key (and seen by the render). */
+  allowQuery?: string[];
+  /**
+   * Builds the key from the request and the canonical URL (path + sorted query). To keep one
+   * cache per host: `(req, url) => req.headers.host + url` with `'host'` in `forwardHeaders`.
+   * @default (req, url) => url
+   */
+  key?: (req: IncomingMessage, url: string) => string;
+  /**
+   * Request headers the render that will be stored may see, besides `Host` (see `host`) and
+   * the headers a page's `Vary` names. Lower-case names.
+   * @default ['accept', 'accept-language']
+   */
+  forwardHeaders?: string[];
+  /**
+   * The `Host` the stored render sees (e.g. `'www.example.com'`), so absolute links in
+   * cached pages never carry a host a client made up. Add `'host'` to `forwardHeaders` to
+   * pass the client's instead (only when it is part of the key).
+   * @default the address the server listens on, e.g. `127.0.0.1:3000`
+   */
+  host?: string;
+  /** Return `true` to let a request skip the cache (`BYPASS`), e.g. logged-in users. */
+  bypass?: (req: IncomingMessage) => boolean;
+  /**
+   * Milliseconds a background regeneration may take before it counts as failed (the old page
+   * stays). Also how long requests for a cold page wait for the render already running.
+   * @default 30000
+   */
+  regenerateTimeout?: number;
+  /** Milliseconds a store call may take before the request fails open. @default 500 */
+  storeTimeout?: number;
+  /** Pages larger than this many bytes are passed through, never stored. @default 10485760 */
+  maxBodySize?: number;
+  /**
+   * Make br and gzip variants once, at store time, for pages of at least this many bytes
+   * (`true` = 1024); `false` = never.
+   * @default true
+   */
+  compress?: boolean | number;
+  /**
+   * The `Cache-Control` sent with cached pages for CDNs in front: `true` = the app's own
+   * directives plus `s-maxage=<seconds left>, stale-while-revalidate=<window>`;
+   * `false` = leave the app's header as it is; or a function that builds it.
+   * @default true
+   */
+  cacheControl?: boolean | CacheControlBuilder;
+  /**
+   * A successful POST, PUT, PATCH or DELETE to a URL marks that page stale (RFC 9111 §4.4).
+   * @default true
+   */
+  invalidateOnUnsafe?: boolean;
+  /**
+   * The app regenerations are dispatched through. Found by itself with Express
+   * (`req.app`, up to the top-level app); pass it for Connect or plain `node:http`.
+   */
+  app?: RequestHandler;
+  /** Receives errors that clients never see: failed regenerations, store outages. */
+  onError?: (error: Error, context: ErrorContext) => void;
+  /** Where warnings and default error reports go. @default console */
+  logger?: Pick<Console, 'warn' | 'error'>;
+  /** The clock, in ms since epoch; inject one in tests. @default Date.now */
+  now?: () => number;
+}
+
+export interface ResolvedOptions {
+  store: KeyvLike | EntryStore | undefined;
+  maxSize: number;
+  revalidate: number | false;
+  statuses: number[];
+  contentTypes: string[];
+  ignoreQuery: string[];
+  allowQuery: string[] | undefined;
+  key: ((req: IncomingMessage, url: string) => string) | undefined;
+  forwardHeaders: string[];
+  host: string | undefined;
+  bypass: ((req: IncomingMessage) => boolean) | undefined;
+  regenerateTimeout: number;
+  storeTimeout: number;
+  maxBodySize: number;
+  compressThreshold: number | false;
+  cacheControl: CacheControlBuilder | undefined;
+  invalidateOnUnsafe: boolean;
+  app: RequestHandler | undefined;
+  onError: ((error: Error, context: ErrorContext) => void) | undefined;
+  logger: Pick<Console, 'warn' | 'error'>;
+  now: () => number;
+}
+
+const DEFAULTS = {
+  maxSize: 50 * 1024 * 1024,
+  revalidate: 60 as number | false,
+  statuses: [200],
+  contentTypes: ['text/html'],
+  ignoreQuery: ['utm_*', 'fbclid', 'gclid', 'msclkid'],
+  forwardHeaders: ['accept', 'accept-language'],
+  regenerateTimeout: 30_000,
+  storeTimeout: 500,
+  maxBodySize: 10 * 1024 * 1024,
+  compress: true as boolean | number,
+  cacheControl: true as boolean | CacheControlBuilder,
+  invalidateOnUnsafe: true,
+  logger: console as Pick<Console, 'warn' | 'error'>,
+  now: Date.now as () => number,
+};
+
+const COMPRESS_THRESHOLD = 1024;
+
+/**
+ * Merges user options over the defaults and checks each one. An explicit `undefined` never
+ * erases a default; an impossible value throws a `TypeError` that names the option, what it
+ * must be and what it got — it is never replaced by a default quietly.
+ */
+export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
+  if (typeof input !== 'object' || input === null) {
+    throw new TypeError(`isr() options must be an object, got ${describe(input)}`);
+  }
+  const given = Object.fromEntries(
+    Object.entries(input).filter(([, value]) => value !== undefined),
+  ) as IsrOptions;
+  const o = { ...DEFAULTS, ...given };
+
+  if (o.store !== undefined && !isKeyvLike(o.store)) {
+    fail('store', 'a Keyv instance or an object with get, set and delete methods', o.store);
+  }
+  positive('maxSize', o.maxSize);
+  if (o.revalidate !== false && !(isNumber(o.revalidate) && o.revalidate >= 0)) {
+    fail('revalidate', 'a number of seconds >= 0 or false', o.revalidate);
+  }
+  if (
+    !Array.isArray(o.statuses) ||
+    !o.statuses.every((s) => Number.isInteger(s) && s >= 200 && s < 600)
+  ) {
+    fail('statuses', 'an array of HTTP status codes', o.statuses);
+  }
+  stringList('contentTypes', o.contentTypes);
+  for (const pattern of o.contentTypes) {
+    if (!/^[^/\s]+\/[^/\s]+$/.test(pattern))
+      fail('contentTypes', 'media-type patterns like "text/html" or "*/*"', pattern);
+  }
+  stringList('ignoreQuery', o.ignoreQuery);
+  if (o.allowQuery !== undefined) stringList('allowQuery', o.allowQuery);
+  optionalFunction('key', o.key);
+  stringList('forwardHeaders', o.forwardHeaders);
+  if (o.host !== undefined && (typeof o.host !== 'string' || !/^[^\s/?#@]+$/.test(o.host))) {
+    fail('host', 'a host name with an optional port, like "www.example.com"', o.host);
+  }
+  optionalFunction('bypass', o.bypass);
+  positive('regenerateTimeout', o.regenerateTimeout);
+  positive('storeTimeout', o.storeTimeout);
+  positive('maxBodySize', o.maxBodySize);
+  if (typeof o.compress !== 'boolean' && !(isNumber(o.compress) && o.compress >= 0)) {
+    fail('compress', 'a boolean or a number of bytes', o.compress);
+  }
+  if (typeof o.cacheControl !== 'boolean' && typeof o.cacheControl !== 'function') {
+    fail('cacheControl', 'a boolean or a function', o.cacheControl);
+  }
+  if (typeof o.invalidateOnUnsafe !== 'boolean')
+    fail('invalidateOnUnsafe', 'a boolean', o.invalidateOnUnsafe);
+  optionalFunction('app', o.app);
+  optionalFunction('onError', o.onError);
+  if (typeof o.logger?.warn !== 'function' || typeof o.logger?.error !== 'function') {
+    fail('logger', 'an object with warn and error methods', o.logger);
+  }
+  if (typeof o.now !== 'function') fail('now', 'a function returning milliseconds', o.now);
+
+  return {
+    store: o.store,
+    maxSize: o.maxSize,
+    revalidate: o.revalidate,
+    statuses: [...o.statuses],
+    contentTypes: o.contentTypes.map((t) => t.toLowerCase()),
+    ignoreQuery: [...o.ignoreQuery],
+    allowQuery: o.allowQuery && [...o.allowQuery],
+    key: o.key,
+    forwardHeaders: o.forwardHeaders.map((h) => h.toLowerCase()),
+    host: o.host,
+    bypass: o.bypass,
+    regenerateTimeout: o.regenerateTimeout,
+    storeTimeout: o.storeTimeout,
+    maxBodySize: o.maxBodySize,
+    compressThreshold:
+      o.compress === true ? COMPRESS_THRESHOLD : o.compress === false ? false : o.compress,
+    cacheControl:
+      o.cacheControl === true
+        ? defaultCacheControl
+        : o.cacheControl === false
+          ? undefined
+          : o.cacheControl,
+    invalidateOnUnsafe: o.invalidateOnUnsafe,
+    app: o.app,
+    onError: o.onError,
+    logger: o.logger,
+    now: o.now,
+  };
+}
+
+/** Checks a `res.isr()` revalidate value; shared with the route-level API. */
+export function checkRevalidate(value: unknown, where: string): asserts value is number | false {
+  if (value !== false && !(isNumber(value) && value >= 0)) {
+    fail(where, 'a number of seconds >= 0 or false', value);
+  }
+}
+
+function isNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+function positive(name: string, value: unknown): void {
+  if (!isNumber(value) || value <= 0) fail(name, 'a positive number', value);
+}
+
+function stringList(name: string, value: unknown): asserts value is string[] {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
+    fail(name, 'an array of non-empty strings', value);
+  }
+}
+
+function optionalFunction(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') fail(name, 'a function', value);
+}
+
+export function fail(name: string, expected: string, got: unknown): never {
+  throw new TypeError(`[express-isr] ${name} must be ${expected}, got ${describe(got)}`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

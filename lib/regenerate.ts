@@ -1,0 +1,174 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { captureResponse } from './capture';
+import { responseUncacheableReason, varyNames } from './eligibility';
+import type { Engine } from './engine';
+import { buildEntry } from './entry';
+import { debug } from './report';
+import { installResponseConfig, responseConfig } from './response-config';
+import { syntheticExchange } from './synthetic-request';
+import type { CacheEntry, IsrResponse } from './types';
+
+/** First retry after about a second, doubling up to a minute (DESIGN.md). */
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 60_000;
+/** Failure records kept for backoff; the oldest are forgotten past this. */
+const MAX_FAILURES = 10_000;
+
+interface Failure {
+  attempt: number;
+  retryAt: number;
+}
+
+/**
+ * Background regeneration: re-runs the app for a synthetic anonymous request and replaces the
+ * entry when — and only when — the new render succeeded. One regeneration per key at a time
+ * in this process (single flight); failures back off; each run has a hard deadline, because
+ * an Express 4 route whose promise rejects never ends its response.
+ */
+export class Regenerator {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly failures = new Map<string, Failure>();
+  private closed = false;
+
+  constructor(private readonly engine: Engine) {}
+
+  /**
+   * Starts a regeneration of `entry` (stored at `key`, the URL's key, or at `key`'s variant
+   * `variantKey`) unless one is running or backing off.
+   */
+  trigger(key: string, variantKey: string, entry: CacheEntry): void {
+    if (this.closed || this.running.has(variantKey)) return;
+    const failure = this.failures.get(variantKey);
+    if (failure !== undefined && this.engine.options.now() < failure.retryAt) {
+      debug(
+        'regenerate: %s backing off until %s',
+        variantKey,
+        new Date(failure.retryAt).toISOString(),
+      );
+      return;
+    }
+    const run = this.run(key, variantKey, entry).finally(() => this.running.delete(variantKey));
+    this.running.set(variantKey, run);
+  }
+
+  /** Resolves once no regeneration is running (including ones started meanwhile). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Starts no new regeneration, then waits for those in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.idle();
+  }
+
+  private async run(key: string, variantKey: string, previous: CacheEntry): Promise<void> {
+    const { engine } = this;
+    const app = engine.app;
+    if (app === undefined) {
+      engine.reporter.error(
+        new Error('no app to regenerate with: pass the `app` option (Connect, node:http)'),
+        {
+          phase: 'regenerate',
+          key,
+        },
+      );
+      return;
+    }
+    const startedAt = engine.options.now();
+    debug('regenerate: %s started', variantKey);
+    try {
+      const { req, res } = syntheticExchange(previous.url, previous.requestHeaders);
+      const captured = await render(
+        app,
+        req,
+        res,
+        engine.options.maxBodySize,
+        engine.options.regenerateTimeout,
+      );
+      if (captured.status < 200 || captured.status >= 300) {
+        throw new Error(`the app answered ${captured.status}`);
+      }
+      const { revalidate, tags } = responseConfig(res as IsrResponse, engine.options.revalidate);
+      const reason = responseUncacheableReason(
+        captured.status,
+        captured.headers,
+        revalidate,
+        engine.options,
+      );
+      if (reason !== undefined) {
+        // The page is no longer cacheable (the app says so now): stop serving the old copy.
+        debug('regenerate: %s no longer cacheable (%s), entry removed', variantKey, reason);
+        await engine.store.delete(variantKey);
+      } else {
+        const entry = await buildEntry(captured, {
+          url: previous.url,
+          requestHeaders: previous.requestHeaders,
+          generatedAt: startedAt,
+          revalidate,
+          tags,
+          compressThreshold: engine.options.compressThreshold,
+        });
+        await engine.save(key, entry, varyNames(captured.headers));
+        debug('regenerate: %s done in %d ms', variantKey, engine.options.now() - startedAt);
+      }
+      this.failures.delete(variantKey);
+    } catch (error) {
+      this.recordFailure(variantKey, error);
+    }
+  }
+
+  private recordFailure(key: string, error: unknown): void {
+    const attempt = (this.failures.get(key)?.attempt ?? 0) + 1;
+    const delay = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempt - 1));
+    const retryAt = this.engine.options.now() + delay;
+    this.failures.delete(key);
+    this.failures.set(key, { attempt, retryAt });
+    if (this.failures.size > MAX_FAILURES) {
+      this.failures.delete(this.failures.keys().next().value as string);
+    }
+    this.engine.reporter.error(error, { phase: 'regenerate', key, attempt, retryAt });
+  }
+}
+
+/**
+ * Dispatches a synthetic request through the app and captures the response, within a
+ * deadline. A route that never answers, throws, or falls through to the final handler
+ * rejects; the caller keeps the old page.
+ */
+async function render(
+  app: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void,
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBodySize: number,
+  timeout: number,
+) {
+  installResponseConfig(res as IsrResponse);
+  const captured = captureResponse(res, { maxBodySize });
+  let failure: Error | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`regeneration took longer than ${timeout} ms`)),
+      timeout,
+    );
+    timer.unref();
+  });
+  try {
+    app(req, res, (err?: unknown) => {
+      // Reached only when no route answered or an error got past the app's handlers.
+      failure = err instanceof Error ? err : new Error(err ? String(err) : 'no route answered');
+      if (!res.headersSent) res.statusCode = 500;
+      res.end();
+    });
+    const result = await Promise.race([captured, deadline]);
+    if (failure !== undefined) throw failure;
+    if (result.incomplete !== undefined) throw new Error(`the response was ${result.incomplete}`);
+    return result;
+  } catch (error) {
+    res.destroy(); // stop whatever the route is still doing from writing into a dead response
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}

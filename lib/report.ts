@@ -1,0 +1,44 @@
+import createDebug from 'debug';
+import type { ErrorContext, ResolvedOptions } from './options';
+
+/** `DEBUG=express-isr`: one line per decision, with its reason. */
+export const debug = createDebug('express-isr');
+
+/**
+ * Problems the user must see, and clients never do. They go to `onError` when given, else to
+ * the logger prefixed `[express-isr]`. A store outage is reported once when it starts and once
+ * when it ends — not once per request.
+ */
+export class Reporter {
+  constructor(private readonly options: Pick<ResolvedOptions, 'onError' | 'logger'>) {}
+
+  error(error: unknown, context: ErrorContext): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    debug('%s error%s: %s', context.phase, context.key ? ` for ${context.key}` : '', err.message);
+    if (this.options.onError) {
+      try {
+        this.options.onError(err, context);
+      } catch (hookError) {
+        this.options.logger.error('[express-isr] onError threw:', hookError);
+      }
+      return;
+    }
+    const where = context.key ? ` for ${context.key}` : '';
+    const retry =
+      context.retryAt !== undefined
+        ? ` (attempt ${context.attempt}; next retry at ${new Date(context.retryAt).toISOString()})`
+        : '';
+    this.options.logger.error(
+      `[express-isr] ${context.phase} failed${where}${retry}: ${err.message}`,
+    );
+  }
+
+  storeOutage(error: Error): void {
+    this.error(error, { phase: 'store' });
+  }
+
+  storeRecovered(): void {
+    debug('store: recovered');
+    this.options.logger.warn('[express-isr] store is answering again; caching resumed');
+  }
+}

@@ -1,0 +1,64 @@
+import { checkRevalidate } from './options';
+import type { IsrResponse, ResponseIsrConfig } from './types';
+
+const CONFIG = Symbol('express-isr.config');
+
+interface Collected {
+  revalidate?: number | false;
+  tags: string[];
+}
+
+/**
+ * `res.isr({ revalidate, tags })`: may be called any number of times while a response is
+ * produced; tags accumulate, the last revalidate wins. One shared function, installed as an
+ * own property of each response (Express's prototypes are never touched).
+ */
+function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
+  if (typeof config !== 'object' || config === null) {
+    throw new TypeError(
+      '[express-isr] res.isr() takes an object like { revalidate: 60, tags: ["posts"] }',
+    );
+  }
+  const collected = collectedOf(this);
+  if (config.revalidate !== undefined) {
+    checkRevalidate(config.revalidate, 'res.isr({ revalidate })');
+    collected.revalidate = config.revalidate;
+  }
+  if (config.tags !== undefined) {
+    if (
+      !Array.isArray(config.tags) ||
+      !config.tags.every((t) => typeof t === 'string' && t !== '')
+    ) {
+      throw new TypeError(
+        `[express-isr] res.isr({ tags }) must be an array of non-empty strings, got ${JSON.stringify(config.tags)}`,
+      );
+    }
+    for (const tag of config.tags) if (!collected.tags.includes(tag)) collected.tags.push(tag);
+  }
+}
+
+function collectedOf(res: IsrResponse): Collected {
+  const holder = res as unknown as Record<symbol, Collected | undefined>;
+  let collected = holder[CONFIG];
+  if (collected === undefined) {
+    collected = { tags: [] };
+    holder[CONFIG] = collected;
+  }
+  return collected;
+}
+
+export function installResponseConfig(res: IsrResponse): void {
+  res.isr = setResponseConfig;
+}
+
+/** What the route said, with the global default revalidate filled in. */
+export function responseConfig(
+  res: IsrResponse,
+  defaultRevalidate: number | false,
+): Required<Collected> {
+  const collected = (res as unknown as Record<symbol, Collected | undefined>)[CONFIG];
+  return {
+    revalidate: collected?.revalidate ?? defaultRevalidate,
+    tags: collected?.tags ?? [],
+  };
+}

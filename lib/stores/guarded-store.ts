@@ -1,0 +1,75 @@
+import type { StoredValue } from '../types';
+import type { EntryStore } from './types';
+
+export interface GuardOptions {
+  /** Milliseconds one store call may take before it counts as failed. */
+  timeout: number;
+  now: () => number;
+  /** Called once when the store starts failing, with the first error of the outage. */
+  onOutage: (error: Error) => void;
+  /** Called once when a call succeeds again after an outage. */
+  onRecovery: () => void;
+}
+
+/** After a failure, calls fail at once for this long; then one call probes the store. */
+const COOL_DOWN_MS = 1000;
+
+/**
+ * Wraps a remote store so that it can never hold a visitor up: every call is bounded by a
+ * timeout, and while the store is failing a circuit breaker skips it altogether (otherwise
+ * each request would pay the full timeout during an outage). `get` answers `undefined` on
+ * failure and `set`/`delete` report `false`: the middleware renders normally (fails open).
+ */
+export class GuardedStore {
+  private openUntil = 0;
+  private failing = false;
+
+  constructor(
+    readonly inner: EntryStore,
+    private readonly options: GuardOptions,
+  ) {}
+
+  async get(key: string): Promise<StoredValue | undefined> {
+    const result = await this.call(() => this.inner.get(key));
+    return result.ok ? result.value : undefined;
+  }
+
+  async set(key: string, value: StoredValue): Promise<boolean> {
+    return (await this.call(() => this.inner.set(key, value))).ok;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.call(() => this.inner.delete(key))).ok;
+  }
+
+  private async call<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
+    if (this.failing && this.options.now() < this.openUntil) return { ok: false };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const value = await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`store call timed out after ${this.options.timeout} ms`)),
+            this.options.timeout,
+          );
+          timer.unref();
+        }),
+      ]);
+      if (this.failing) {
+        this.failing = false;
+        this.options.onRecovery();
+      }
+      return { ok: true, value };
+    } catch (error) {
+      this.openUntil = this.options.now() + COOL_DOWN_MS;
+      if (!this.failing) {
+        this.failing = true;
+        this.options.onOutage(error instanceof Error ? error : new Error(String(error)));
+      }
+      return { ok: false };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

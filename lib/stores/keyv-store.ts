@@ -1,0 +1,136 @@
+import type { CacheEntry, StoredValue } from '../types';
+import type { EntryStore } from './types';
+
+/**
+ * The part of Keyv's API we use. Duck-typed on purpose: the user's own copy of `keyv`
+ * (any version with this shape, any adapter) must work, so there is no `instanceof`.
+ */
+export interface KeyvLike {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown, ttl?: number): Promise<unknown>;
+  delete(key: string): Promise<unknown>;
+  on?(event: 'error', listener: (error: unknown) => void): unknown;
+}
+
+export function isKeyvLike(value: unknown): value is KeyvLike {
+  const v = value as KeyvLike | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.get === 'function' &&
+    typeof v.set === 'function' &&
+    typeof v.delete === 'function'
+  );
+}
+
+/** The JSON-safe shape written to Keyv. Bodies are base64: any serializer keeps them intact. */
+interface SerializedEntry {
+  v: 1;
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: string;
+  gzip?: string;
+  br?: string;
+  etag: string;
+  generatedAt: number;
+  revalidate: number | false;
+  tags: string[];
+  url: string;
+  requestHeaders: Record<string, string>;
+}
+
+/**
+ * Adapts a Keyv instance to {@link EntryStore}. Keyv reports adapter failures as `error`
+ * events (and `set` may still resolve), so failures are collected from both channels and
+ * surfaced as rejections the middleware can fail open on.
+ */
+export class KeyvStore implements EntryStore {
+  private errorCount = 0;
+  private lastError: unknown;
+
+  constructor(readonly keyv: KeyvLike) {
+    // Listening also keeps an adapter failure from becoming an unhandled 'error' event.
+    keyv.on?.('error', (error) => {
+      this.errorCount += 1;
+      this.lastError = error;
+    });
+  }
+
+  get(key: string): Promise<StoredValue | undefined> {
+    return this.watch(async () => {
+      const raw = await this.keyv.get(key);
+      return raw === undefined || raw === null ? undefined : deserialize(raw);
+    });
+  }
+
+  set(key: string, value: StoredValue): Promise<void> {
+    return this.watch(async () => {
+      const ok = await this.keyv.set(key, isEntry(value) ? serialize(value) : value);
+      if (ok === false) throw new Error(`store refused to set ${key}`);
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.watch(async () => {
+      await this.keyv.delete(key);
+    });
+  }
+
+  /**
+   * Keyv swallows adapter failures (a `get` resolves `undefined`, a `set` may resolve `true`)
+   * and emits `error` instead: an error event during the call makes the call fail, so that an
+   * outage is seen as one and not as an endless series of misses.
+   */
+  private async watch<T>(call: () => Promise<T>): Promise<T> {
+    const before = this.errorCount;
+    const result = await call();
+    if (this.errorCount !== before) throw toError(this.lastError);
+    return result;
+  }
+}
+
+function isEntry(value: StoredValue): value is CacheEntry {
+  return 'body' in value;
+}
+
+function serialize(entry: CacheEntry): SerializedEntry {
+  return {
+    v: 1,
+    status: entry.status,
+    headers: entry.headers,
+    body: entry.body.toString('base64'),
+    gzip: entry.gzip?.toString('base64'),
+    br: entry.br?.toString('base64'),
+    etag: entry.etag,
+    generatedAt: entry.generatedAt,
+    revalidate: entry.revalidate,
+    tags: entry.tags,
+    url: entry.url,
+    requestHeaders: entry.requestHeaders,
+  };
+}
+
+function deserialize(raw: unknown): StoredValue | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  if (Array.isArray((raw as { vary?: unknown }).vary)) return raw as StoredValue;
+  const s = raw as SerializedEntry;
+  // Anything not written by this version of the format is treated as absent (re-rendered).
+  if (s.v !== 1 || typeof s.body !== 'string') return undefined;
+  return {
+    status: s.status,
+    headers: s.headers,
+    body: Buffer.from(s.body, 'base64'),
+    gzip: s.gzip === undefined ? undefined : Buffer.from(s.gzip, 'base64'),
+    br: s.br === undefined ? undefined : Buffer.from(s.br, 'base64'),
+    etag: s.etag,
+    generatedAt: s.generatedAt,
+    revalidate: s.revalidate,
+    tags: s.tags,
+    url: s.url,
+    requestHeaders: s.requestHeaders,
+  };
+}
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,22 @@
+import type { StoredValue } from '../types';
+
+/**
+ * What the middleware needs from a store. The default is the bounded {@link MemoryStore};
+ * any Keyv instance is adapted to it by `KeyvStore`. Implement it yourself to plug in
+ * something else: every method may throw or reject, and the middleware fails open.
+ */
+export interface EntryStore {
+  /** The value at `key`, or `undefined`. */
+  get(key: string): Promise<StoredValue | undefined> | StoredValue | undefined;
+  /** Stores `value` at `key`, replacing what was there. */
+  set(key: string, value: StoredValue): Promise<void> | void;
+  /** Removes `key`; a missing key is not an error. */
+  delete(key: string): Promise<void> | void;
+  /** Optional: releases what the store itself opened (not what the user passed in). */
+  close?(): Promise<void> | void;
+}
+
+/** A store that can tell `isr()` it is process-local (used by warnings and docs). */
+export interface LocalStore extends EntryStore {
+  readonly local: true;
+}

@@ -1,0 +1,78 @@
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+
+/**
+ * Marks a request the cache made itself. A Symbol on the request object, not a header:
+ * nothing a client sends over the wire can make its request look like a regeneration.
+ */
+export const REGENERATION = Symbol('express-isr.regeneration');
+
+/** True when `req` is a background regeneration (e.g. to skip rate limiting or logging). */
+export function isRegeneration(req: IncomingMessage): boolean {
+  return (req as unknown as Record<symbol, unknown>)[REGENERATION] === true;
+}
+
+/**
+ * A socket that goes nowhere: what the response writes is discarded (the cache reads the
+ * response through its capture, not from the wire) and nothing is ever read from it.
+ */
+class NullSocket extends Duplex {
+  readonly remoteAddress = '127.0.0.1';
+  readonly remotePort = 0;
+  readonly remoteFamily = 'IPv4';
+  readonly localAddress = '127.0.0.1';
+  readonly localPort = 0;
+  readonly encrypted = false;
+  override _read(): void {}
+  override _write(_chunk: unknown, _encoding: BufferEncoding, callback: () => void): void {
+    callback();
+  }
+  setTimeout(): this {
+    return this;
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+}
+
+/**
+ * Builds a real `http.IncomingMessage` / `http.ServerResponse` pair for an anonymous GET,
+ * to be dispatched through the app like any request (`app(req, res, done)`).
+ *
+ * Why this mechanism: it runs the app's own middleware and routes exactly as a visitor's
+ * request would (Express 4 and 5 alike, `res.render`, `res.send`, streaming, `res.sendFile`),
+ * and it touches no shared state. Injection libraries such as light-my-request patch the
+ * request/response prototypes that Express shares, which breaks other apps in the process;
+ * an HTTP round trip to ourselves would need a known port and could be seen (and forged) on
+ * the wire. These objects are plain instances of Node's own classes on a private socket.
+ */
+export function syntheticExchange(
+  url: string,
+  headers: Record<string, string>,
+): { req: IncomingMessage; res: ServerResponse } {
+  const socket = new NullSocket() as unknown as Socket;
+  const req = new IncomingMessage(socket);
+  req.method = 'GET';
+  req.url = url;
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.httpVersion = '1.1';
+  req.headers = { ...headers };
+  req.rawHeaders = Object.entries(headers).flat();
+  req.complete = true;
+  req.push(null); // a GET has no body
+  (req as unknown as Record<symbol, unknown>)[REGENERATION] = true;
+  const res = new ServerResponse(req);
+  res.assignSocket(socket);
+  return { req, res };
+}

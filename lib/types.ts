@@ -1,0 +1,69 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A request as the middleware sees it: Node's, plus what Express or Connect add. */
+export type IsrRequest = IncomingMessage & {
+  originalUrl?: string;
+  app?: unknown;
+};
+
+/** A response as the middleware sees it: Node's, plus `res.isr()` once the middleware ran. */
+export type IsrResponse = ServerResponse & {
+  isr?: (config: ResponseIsrConfig) => void;
+};
+
+/** A Connect/Express-style request handler: what regeneration dispatches through. */
+export type RequestHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void;
+
+/** What a route may say about its own response with `res.isr(...)`. */
+export interface ResponseIsrConfig {
+  /**
+   * Seconds this page stays fresh; `false` = only on-demand revalidation;
+   * `0` = do not cache this response at all. The last call wins.
+   */
+  revalidate?: number | false;
+  /** Tags for `revalidateTag`. They accumulate over calls. */
+  tags?: string[];
+}
+
+/** How `revalidatePath` / `revalidateTag` invalidate. */
+export type RevalidateMode = 'stale' | 'expire' | 'regenerate';
+
+/** One cached page (one variant of one URL). */
+export interface CacheEntry {
+  /** HTTP status of the stored response (one of the `statuses` option). */
+  status: number;
+  /** Response headers to replay, lower-case names; never hop-by-hop, Date, Set-Cookie. */
+  headers: Record<string, string | string[]>;
+  /** The identity-encoded body. */
+  body: Buffer;
+  /** gzip variant, made once at store time for pages over the threshold. */
+  gzip?: Buffer;
+  /** Brotli variant, made once at store time for pages over the threshold. */
+  br?: Buffer;
+  /** The app's own ETag, or a strong one made from the body. */
+  etag: string;
+  /** When the render that produced this entry started (ms since epoch, from `now()`). */
+  generatedAt: number;
+  /** Seconds of freshness, or `false` for on-demand only. */
+  revalidate: number | false;
+  /** Tags given by the route (`res.isr`, `Cache-Tag`, `Surrogate-Key`). */
+  tags: string[];
+  /** The canonical URL (path + normalised query) the entry was rendered from. */
+  url: string;
+  /** The request headers the render saw: regeneration replays exactly these. */
+  requestHeaders: Record<string, string>;
+}
+
+/**
+ * Stored at a URL's key when its responses vary on request headers: the entries
+ * themselves live at one key per variant (RFC 9111 §4.1).
+ */
+export interface VaryRecord {
+  vary: string[];
+}
+
+export type StoredValue = CacheEntry | VaryRecord;
