@@ -5,8 +5,10 @@ import type { ResolvedOptions } from './options';
 import { debug, Reporter } from './report';
 import { GuardedStore } from './stores/guarded-store';
 import { type KeyvLike, KeyvStore } from './stores/keyv-store';
+import { KeyvTagClocks } from './stores/keyv-tag-clocks';
 import { MemoryStore } from './stores/memory-store';
 import { MemoryTagClocks, type TagClocks } from './tag-clocks';
+import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
 
 /** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
@@ -39,23 +41,52 @@ export class Engine {
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
+  /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
+  readonly index = new TagIndex();
+  /** The latest invalidation and the latest render start this process recorded (ms). */
+  private lastBump = 0;
+  private lastRenderStart = 0;
 
   constructor(readonly options: ResolvedOptions) {
     this.reporter = new Reporter(options);
     this.keepParam = queryFilter(options.ignoreQuery, options.allowQuery);
     this.app = options.app;
-    this.clocks = new MemoryTagClocks();
     const given = options.store;
     if (given === undefined || given instanceof MemoryStore) {
       this.store = given ?? new MemoryStore({ maxSize: options.maxSize });
+      this.clocks = new MemoryTagClocks();
     } else {
-      this.store = new GuardedStore(new KeyvStore(given as KeyvLike), {
+      const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
         timeout: options.storeTimeout,
         now: options.now,
         onOutage: (error) => this.reporter.storeOutage(error),
         onRecovery: () => this.reporter.storeRecovered(),
       });
+      this.store = guarded;
+      this.clocks = new KeyvTagClocks(guarded);
     }
+  }
+
+  /**
+   * When a render starting now counts as generated. Normally `now()`; but a render that starts
+   * after an invalidation in the same millisecond (or under a frozen test clock) must count as
+   * newer than it, or it would be born stale.
+   */
+  renderStart(): number {
+    const at = Math.max(this.options.now(), this.lastBump + 1);
+    this.lastRenderStart = Math.max(this.lastRenderStart, at);
+    return at;
+  }
+
+  /**
+   * Records an invalidation: one write per tag clock, whatever the number of pages. Its time
+   * is never earlier than a render this process already started, so that render is covered.
+   */
+  async bump(tags: readonly string[], kind: 'stale' | 'expire'): Promise<number> {
+    const at = Math.max(this.options.now(), this.lastBump, this.lastRenderStart);
+    this.lastBump = at;
+    await this.clocks.bump(tags, kind, at);
+    return at;
   }
 
   canonical(rawUrl: string): { path: string; url: string } {
@@ -78,6 +109,12 @@ export class Engine {
       variantKey,
       vary: found.vary,
     };
+  }
+
+  /** The entry stored at exactly `variantKey`, if any. */
+  async lookupEntry(variantKey: string): Promise<CacheEntry | undefined> {
+    const found = await this.store.get(variantKey);
+    return found === undefined || isVaryRecord(found) ? undefined : found;
   }
 
   async freshness(entry: CacheEntry): Promise<Freshness> {
@@ -105,6 +142,7 @@ export class Engine {
       return;
     }
     const ok = await this.store.set(target, entry);
+    if (ok !== false) this.index.add({ key, variantKey: target }, clockTags(entry));
     debug(
       'store: %s (%d bytes%s%s)',
       target,

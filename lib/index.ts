@@ -3,6 +3,8 @@ import type { ResponseIsrConfig } from './types';
 export { createIsr as isr, type IsrMiddleware } from './middleware';
 export type { ErrorContext, IsrOptions } from './options';
 export type { CacheControlBuilder, CacheState } from './replay';
+export type { RevalidatePathOptions, RevalidateTagOptions } from './revalidate';
+export { type RevalidateRouterOptions, revalidateRouter } from './router';
 export type { KeyvLike } from './stores/keyv-store';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory-store';
 export { isRegeneration } from './synthetic-request';

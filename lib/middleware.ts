@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { requestBypassReason } from './eligibility';
-import { Engine, type Lookup } from './engine';
+import { clockTags, Engine, type Lookup } from './engine';
 import { pageTag } from './key';
 import { type MissTarget, renderMiss, variantMatches } from './miss';
 import { type IsrOptions, resolveOptions } from './options';
@@ -8,13 +8,31 @@ import { Regenerator } from './regenerate';
 import { replay } from './replay';
 import { debug } from './report';
 import { installResponseConfig } from './response-config';
+import {
+  modeProblem,
+  pathProblem,
+  type RevalidatePathOptions,
+  type RevalidateTagOptions,
+  Revalidator,
+  tagProblem,
+  typeProblem,
+} from './revalidate';
 import { isRegeneration } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 
 /** The middleware returned by `isr()`, carrying the cache's methods. */
 export interface IsrMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: any) => void): void;
-  /** Resolves once no background regeneration is running. Handy in tests. */
+  /**
+   * Marks the page at `path` (every query variant) — or, with `type: 'layout'`, every page at
+   * or below `path` — stale (`mode: 'stale'`, default), unservable (`'expire'`) or stale and
+   * re-rendered now (`'regenerate'`). Resolves once the store recorded it, so every instance
+   * sharing the store sees it. Throws a TypeError for an invalid path, type or mode.
+   */
+  revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
+  /** Like `revalidatePath`, for every page tagged `tag` (by `res.isr`, `Cache-Tag`, `Surrogate-Key`). */
+  revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
+  /** Resolves once no background regeneration or store is running. Handy in tests. */
   idle(): Promise<void>;
   /**
    * Waits for in-flight regenerations and stores, and starts no new ones. A store passed in
@@ -30,6 +48,7 @@ export interface IsrMiddleware {
 export function createIsr(options?: IsrOptions): IsrMiddleware {
   const engine = new Engine(resolveOptions(options));
   const regenerator = new Regenerator(engine);
+  const revalidator = new Revalidator(engine, regenerator);
   /** In-process single flight for cold pages: one render, the others wait for it. */
   const misses = new Map<string, Promise<CacheEntry | undefined>>();
   /** Background stores still running, so `close()` can wait for them. */
@@ -84,6 +103,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   ): Promise<void> {
     const { entry, variantKey, vary } = found;
     if (entry !== undefined) {
+      // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
+      if (!engine.index.has(variantKey)) engine.index.add({ key, variantKey }, clockTags(entry));
       const state = await engine.freshness(entry);
       if (state.state === 'fresh') {
         debug('hit: %s', variantKey);
@@ -138,10 +159,24 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     res.once('finish', () => {
       if (res.statusCode >= 400) return;
       debug('invalidate: %s after %s %d', path, req.method, res.statusCode);
-      Promise.resolve(engine.clocks.bump([pageTag(path)], 'stale', o.now())).catch((error) =>
-        engine.reporter.error(error, { phase: 'store-write' }),
-      );
+      engine
+        .bump([pageTag(path)], 'stale')
+        .catch((error) => engine.reporter.error(error, { phase: 'store-write' }));
     });
+  }
+
+  async function revalidatePath(path: string, options: RevalidatePathOptions = {}): Promise<void> {
+    const { type = 'page', mode = 'stale' } = checkedOptions(options, 'revalidatePath');
+    const problem = pathProblem(path) ?? typeProblem(type) ?? modeProblem(mode);
+    if (problem !== undefined) throw new TypeError(`[express-isr] revalidatePath: ${problem}`);
+    await revalidator.revalidate({ paths: [path], tags: [], type, mode });
+  }
+
+  async function revalidateTag(tag: string, options: RevalidateTagOptions = {}): Promise<void> {
+    const { mode = 'stale' } = checkedOptions(options, 'revalidateTag');
+    const problem = tagProblem(tag) ?? modeProblem(mode);
+    if (problem !== undefined) throw new TypeError(`[express-isr] revalidateTag: ${problem}`);
+    await revalidator.revalidate({ paths: [], tags: [tag], type: 'page', mode });
   }
 
   async function idle(): Promise<void> {
@@ -157,7 +192,16 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     await idle();
   }
 
-  return Object.assign(isrMiddleware, { idle, close });
+  return Object.assign(isrMiddleware, { revalidatePath, revalidateTag, idle, close });
+}
+
+function checkedOptions<T extends object>(options: T, method: string): T {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(
+      `[express-isr] ${method}: options must be an object, got ${JSON.stringify(options)}`,
+    );
+  }
+  return options;
 }
 
 /** Resolves with the promise's value, or `undefined` once `ms` have passed. */

@@ -40,7 +40,7 @@ export function renderMiss(
   target: MissTarget,
 ): Promise<MissResult> {
   const { options } = engine;
-  const generatedAt = options.now();
+  const generatedAt = engine.renderStart();
   // The client's validators are answered here, against the page's final ETag; the render
   // itself must not see them, or it could answer 304 with no body to store (TRAPS.md).
   const clientHeaders = req.headers;

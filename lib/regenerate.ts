@@ -28,13 +28,14 @@ interface Failure {
 export class Regenerator {
   private readonly running = new Map<string, Promise<void>>();
   private readonly failures = new Map<string, Failure>();
+  private readonly background = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly engine: Engine) {}
 
   /**
    * Starts a regeneration of `entry` (stored at `key`, the URL's key, or at `key`'s variant
-   * `variantKey`) unless one is running or backing off.
+   * `variantKey`) unless one is running or backing off after a failure.
    */
   trigger(key: string, variantKey: string, entry: CacheEntry): void {
     if (this.closed || this.running.has(variantKey)) return;
@@ -47,19 +48,41 @@ export class Regenerator {
       );
       return;
     }
-    const run = this.run(key, variantKey, entry).finally(() => this.running.delete(variantKey));
-    this.running.set(variantKey, run);
+    this.start(key, variantKey, entry);
+  }
+
+  /** Regenerates now, asked for explicitly (no backoff); joins a run already going. */
+  regenerate(key: string, variantKey: string, entry: CacheEntry): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.failures.delete(variantKey);
+    return this.running.get(variantKey) ?? this.start(key, variantKey, entry);
+  }
+
+  /** Background work started on behalf of regenerations, for `idle()` to wait for. */
+  track(work: Promise<void>): void {
+    const tracked = work
+      .catch((error) => this.engine.reporter.error(error, { phase: 'regenerate' }))
+      .finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
   }
 
   /** Resolves once no regeneration is running (including ones started meanwhile). */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+    while (this.running.size > 0 || this.background.size > 0) {
+      await Promise.allSettled([...this.running.values(), ...this.background]);
+    }
   }
 
   /** Starts no new regeneration, then waits for those in flight. */
   async close(): Promise<void> {
     this.closed = true;
     await this.idle();
+  }
+
+  private start(key: string, variantKey: string, entry: CacheEntry): Promise<void> {
+    const run = this.run(key, variantKey, entry).finally(() => this.running.delete(variantKey));
+    this.running.set(variantKey, run);
+    return run;
   }
 
   private async run(key: string, variantKey: string, previous: CacheEntry): Promise<void> {
@@ -75,7 +98,7 @@ export class Regenerator {
       );
       return;
     }
-    const startedAt = engine.options.now();
+    const startedAt = engine.renderStart();
     debug('regenerate: %s started', variantKey);
     try {
       const { req, res } = syntheticExchange(previous.url, previous.requestHeaders);

@@ -1,8 +1,11 @@
 import createDebug from 'debug';
 import type { ErrorContext, ResolvedOptions } from './options';
 
-/** `DEBUG=express-isr`: one line per decision, with its reason. */
-export const debug = createDebug('express-isr');
+/**
+ * `DEBUG=express-isr`: one line per decision, with its reason. Typed here rather than through
+ * `debug`'s own types so that installed users need no `@types/debug`.
+ */
+export const debug: (format: string, ...args: unknown[]) => void = createDebug('express-isr');
 
 /**
  * Problems the user must see, and clients never do. They go to `onError` when given, else to

@@ -3,7 +3,7 @@
 // (no dual-package hazard: one in-flight map, one set of timers).
 import { writeFileSync } from 'node:fs';
 
-const names = ['isr', 'MemoryStore', 'isRegeneration'];
+const names = ['isr', 'revalidateRouter', 'MemoryStore', 'isRegeneration'];
 writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
   `import cjs from './index.js';\nexport const { ${names.join(', ')} } = cjs;\n`,

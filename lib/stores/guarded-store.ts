@@ -1,5 +1,5 @@
 import type { StoredValue } from '../types';
-import type { EntryStore } from './types';
+import type { KeyvStore } from './keyv-store';
 
 export interface GuardOptions {
   /** Milliseconds one store call may take before it counts as failed. */
@@ -25,7 +25,7 @@ export class GuardedStore {
   private failing = false;
 
   constructor(
-    readonly inner: EntryStore,
+    readonly inner: KeyvStore,
     private readonly options: GuardOptions,
   ) {}
 
@@ -40,6 +40,18 @@ export class GuardedStore {
 
   async delete(key: string): Promise<boolean> {
     return (await this.call(() => this.inner.delete(key))).ok;
+  }
+
+  /** Numbers at `keys` (tag clocks), or `undefined` when the store could not be read. */
+  async getNumbers(keys: readonly string[]): Promise<(number | undefined)[] | undefined> {
+    const result = await this.call(() => this.inner.getNumbers(keys));
+    return result.ok ? result.value : undefined;
+  }
+
+  /** Writes numbers (tag clocks); throws when the store did not take them. */
+  async setNumbers(values: ReadonlyMap<string, number>): Promise<void> {
+    const result = await this.call(() => this.inner.setNumbers(values));
+    if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
   private async call<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {

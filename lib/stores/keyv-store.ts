@@ -10,6 +10,8 @@ export interface KeyvLike {
   set(key: string, value: unknown, ttl?: number): Promise<unknown>;
   delete(key: string): Promise<unknown>;
   on?(event: 'error', listener: (error: unknown) => void): unknown;
+  /** Keyv 5 reads many keys in one round trip (`MGET` on Redis); used when present. */
+  getMany?(keys: string[]): Promise<unknown[]>;
 }
 
 export function isKeyvLike(value: unknown): value is KeyvLike {
@@ -73,6 +75,24 @@ export class KeyvStore implements EntryStore {
   delete(key: string): Promise<void> {
     return this.watch(async () => {
       await this.keyv.delete(key);
+    });
+  }
+
+  getNumbers(keys: readonly string[]): Promise<(number | undefined)[]> {
+    return this.watch(async () => {
+      const raw = this.keyv.getMany
+        ? await this.keyv.getMany([...keys])
+        : await Promise.all(keys.map((key) => this.keyv.get(key)));
+      return raw.map((value) => (typeof value === 'number' ? value : undefined));
+    });
+  }
+
+  setNumbers(values: ReadonlyMap<string, number>): Promise<void> {
+    return this.watch(async () => {
+      const results = await Promise.all(
+        [...values].map(([key, value]) => this.keyv.set(key, value)),
+      );
+      if (results.includes(false)) throw new Error('store refused to set a tag clock');
     });
   }
 

@@ -1,0 +1,113 @@
+import type { Engine } from './engine';
+import { layoutTag, pageTag, userTag } from './key';
+import type { Regenerator } from './regenerate';
+import { debug } from './report';
+import type { RevalidateMode } from './types';
+
+/** Options of `revalidatePath`. */
+export interface RevalidatePathOptions {
+  /** `page` (default): this path, every query variant. `layout`: this path and all below it. */
+  type?: 'page' | 'layout';
+  mode?: RevalidateMode;
+}
+
+/** Options of `revalidateTag`. */
+export interface RevalidateTagOptions {
+  mode?: RevalidateMode;
+}
+
+/** One revalidation, as the webhook and the methods describe it. */
+export interface RevalidationRequest {
+  paths: string[];
+  tags: string[];
+  type: 'page' | 'layout';
+  mode: RevalidateMode;
+}
+
+export const MODES: readonly RevalidateMode[] = ['stale', 'expire', 'regenerate'];
+export const TYPES = ['page', 'layout'] as const;
+/** Longest path or tag accepted: longer ones are not real URLs or tags, but abuse. */
+export const MAX_TARGET_LENGTH = 2048;
+/** Pages re-rendered at once by `mode: 'regenerate'`, so a popular tag cannot flood the app. */
+const REGENERATE_CONCURRENCY = 4;
+
+/**
+ * Why `path` cannot be revalidated, or `undefined`. Shared by the methods (which throw a
+ * TypeError with it) and the webhook (which answers 400 with it).
+ */
+export function pathProblem(path: unknown): string | undefined {
+  if (typeof path !== 'string') return `path must be a string, got ${typeof path}`;
+  if (path === '') return 'path must not be empty';
+  if (!path.startsWith('/'))
+    return `path must start with "/", got ${JSON.stringify(path.slice(0, 100))}`;
+  if (path.length > MAX_TARGET_LENGTH)
+    return `path must be at most ${MAX_TARGET_LENGTH} characters`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+  if (/[\u0000-\u001f\u007f]/.test(path)) return 'path must not contain control characters';
+  if (/[?#]/.test(path))
+    return 'path must not contain "?" or "#": a path covers every query variant';
+  return undefined;
+}
+
+export function tagProblem(tag: unknown): string | undefined {
+  if (typeof tag !== 'string') return `tag must be a string, got ${typeof tag}`;
+  if (tag.trim() === '') return 'tag must not be empty';
+  if (tag.length > MAX_TARGET_LENGTH) return `tag must be at most ${MAX_TARGET_LENGTH} characters`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+  if (/[\u0000-\u001f\u007f]/.test(tag)) return 'tag must not contain control characters';
+  return undefined;
+}
+
+export function modeProblem(mode: unknown): string | undefined {
+  return MODES.includes(mode as RevalidateMode)
+    ? undefined
+    : `mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`;
+}
+
+export function typeProblem(type: unknown): string | undefined {
+  return TYPES.includes(type as 'page')
+    ? undefined
+    : `type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(type)}`;
+}
+
+/**
+ * On-demand revalidation. `stale` and `expire` are one write per tag clock — no scan of the
+ * cache, whatever its size — and every instance sharing the store sees it on its next read.
+ * `regenerate` is `stale` plus an immediate background re-render of the matching pages this
+ * process knows of (see `TagIndex`), a few at a time.
+ */
+export class Revalidator {
+  constructor(
+    private readonly engine: Engine,
+    private readonly regenerator: Regenerator,
+  ) {}
+
+  /** Resolves once the invalidation is recorded in the store (so every instance sees it). */
+  async revalidate(request: RevalidationRequest): Promise<void> {
+    const { engine } = this;
+    const clockTags = [
+      ...request.paths.map((path) => {
+        const canonical = engine.canonical(path).path;
+        return request.type === 'layout' ? layoutTag(canonical) : pageTag(canonical);
+      }),
+      ...request.tags.map(userTag),
+    ];
+    if (clockTags.length === 0) return;
+    await engine.bump(clockTags, request.mode === 'expire' ? 'expire' : 'stale');
+    debug('revalidate: %s (%s)', clockTags.join(' '), request.mode);
+    if (request.mode === 'regenerate') this.regenerateAll(clockTags);
+  }
+
+  private regenerateAll(clockTags: string[]): void {
+    const queue = this.engine.index.pagesWith(clockTags);
+    debug('revalidate: re-rendering %d page(s)', queue.length);
+    const worker = async () => {
+      for (let page = queue.shift(); page !== undefined; page = queue.shift()) {
+        const entry = await this.engine.lookupEntry(page.variantKey);
+        if (entry !== undefined)
+          await this.regenerator.regenerate(page.key, page.variantKey, entry);
+      }
+    };
+    for (let i = 0; i < REGENERATE_CONCURRENCY; i += 1) this.regenerator.track(worker());
+  }
+}

@@ -1,0 +1,369 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  modeProblem,
+  pathProblem,
+  type RevalidatePathOptions,
+  type RevalidateTagOptions,
+  tagProblem,
+  typeProblem,
+} from './revalidate';
+import type { RevalidateMode } from './types';
+import { warnOnce } from './warnings';
+
+/** What the router needs from the cache: the two methods of the `isr()` middleware. */
+export interface Revalidatable {
+  revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
+  revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
+}
+
+/** Options of `revalidateRouter`. */
+export interface RevalidateRouterOptions {
+  /** The shared secret the CMS sends (Bearer token, `?secret=` or a `secret` body field). Required. */
+  secret: string;
+  /** Largest body accepted, in bytes; larger ones get a 413. @default 65536 */
+  maxBodySize?: number;
+  /** Most paths plus tags in one call; more get a 400. @default 100 */
+  maxTargets?: number;
+  /**
+   * For CMSs that sign payloads: an HMAC of the raw body in a header. A valid signature
+   * authenticates the call as the secret does. `secret` defaults to the router's secret.
+   */
+  signature?: {
+    header: string;
+    algorithm?: 'sha1' | 'sha256' | 'sha512';
+    encoding?: 'hex' | 'base64';
+    /** Text before the digest in the header, e.g. `sha256=` (GitHub style). */
+    prefix?: string;
+    secret?: string;
+  };
+  /**
+   * Your own check of a call, given the raw body (empty when a body parser mounted before the
+   * router already consumed it). Returning `true` authenticates the call as the secret does.
+   */
+  verify?: (req: IncomingMessage, rawBody: Buffer) => boolean | Promise<boolean>;
+  /** Where the short-secret warning goes. @default console */
+  logger?: Pick<Console, 'warn'>;
+}
+
+const DEFAULT_MAX_BODY = 64 * 1024;
+const DEFAULT_MAX_TARGETS = 100;
+const MIN_SECRET_LENGTH = 16;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The webhook a CMS calls to refresh pages: `POST /` wherever it is mounted, e.g.
+ * `app.use('/api/revalidate', revalidateRouter(cache, { secret }))`, then
+ * `curl -X POST 'https://site/api/revalidate?secret=…&path=/blog/hello'`.
+ * Works with or without `express.json()` mounted before it.
+ */
+export function revalidateRouter(cache: Revalidatable, options: RevalidateRouterOptions): Handler {
+  const settings = checkRouterOptions(cache, options);
+  const secretDigest = digest(settings.secret);
+
+  return function revalidateHandler(req, res, next) {
+    const { pathname, query } = splitUrl(req.url ?? '/');
+    if (pathname !== '/' && pathname !== '') {
+      next();
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      sendJson(res, 405, { error: 'use POST to revalidate' });
+      return;
+    }
+    handle(req, query)
+      .then((result) => sendJson(res, 200, result))
+      .catch((error: unknown) => {
+        if (error instanceof HttpError) {
+          sendJson(res, error.status, { error: error.message });
+        } else {
+          // The cache could not record it (e.g. the store is down): nothing was invalidated.
+          sendJson(res, 503, {
+            error: `revalidation failed: ${(error as Error)?.message ?? error}`,
+          });
+        }
+      });
+  };
+
+  async function handle(req: IncomingMessage, query: URLSearchParams) {
+    const { raw, body } = await readBody(req, settings.maxBodySize);
+    if (!(await authenticated(req, query, body, raw))) {
+      throw new HttpError(401, 'missing or wrong secret');
+    }
+    const input = collectInput(query, body, settings.maxTargets);
+    await Promise.all([
+      ...input.paths.map((path) =>
+        cache.revalidatePath(path, { type: input.type, mode: input.mode }),
+      ),
+      ...input.tags.map((tag) => cache.revalidateTag(tag, { mode: input.mode })),
+    ]);
+    return {
+      revalidated: true,
+      paths: input.paths,
+      tags: input.tags,
+      mode: input.mode,
+      now: Date.now(),
+    };
+  }
+
+  async function authenticated(
+    req: IncomingMessage,
+    query: URLSearchParams,
+    body: Record<string, unknown>,
+    raw: Buffer,
+  ): Promise<boolean> {
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const candidates = [bearer, query.get('secret') ?? undefined, body.secret];
+    // Every candidate is compared, always: how long this takes says nothing about the secret.
+    let ok = false;
+    for (const candidate of candidates) {
+      if (typeof candidate === 'string' && timingSafeEqual(digest(candidate), secretDigest))
+        ok = true;
+    }
+    if (!ok && settings.signature !== undefined)
+      ok = signatureMatches(req, raw, settings.signature, settings.secret);
+    if (!ok && settings.verify !== undefined) ok = (await settings.verify(req, raw)) === true;
+    return ok;
+  }
+}
+
+/** Hashing first makes the comparison constant-time whatever the lengths (timingSafeEqual needs equal lengths). */
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function signatureMatches(
+  req: IncomingMessage,
+  raw: Buffer,
+  signature: NonNullable<RevalidateRouterOptions['signature']>,
+  routerSecret: string,
+): boolean {
+  const header = req.headers[signature.header.toLowerCase()];
+  if (typeof header !== 'string') return false;
+  const prefix = signature.prefix ?? '';
+  if (!header.startsWith(prefix)) return false;
+  const expected = createHmac(signature.algorithm ?? 'sha256', signature.secret ?? routerSecret)
+    .update(raw)
+    .digest(signature.encoding ?? 'hex');
+  return timingSafeEqual(digest(header.slice(prefix.length)), digest(expected));
+}
+
+/** The body as raw bytes and as an object, whether or not a body parser already ran. */
+async function readBody(
+  req: IncomingMessage,
+  limit: number,
+): Promise<{ raw: Buffer; body: Record<string, unknown> }> {
+  const parsed = (req as { body?: unknown }).body;
+  if (req.readableEnded && parsed !== undefined) {
+    // express.json() (or another parser) mounted before us consumed the stream already.
+    const raw = (req as { rawBody?: unknown }).rawBody;
+    return { raw: Buffer.isBuffer(raw) ? raw : Buffer.alloc(0), body: asObject(parsed) };
+  }
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw new HttpError(413, `body must be at most ${limit} bytes`);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume(); // drain what is left without keeping it
+        reject(new HttpError(413, `body must be at most ${limit} bytes`));
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => reject(new HttpError(400, 'the body could not be read')));
+  });
+  if (raw.length === 0) return { raw, body: {} };
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    throw new HttpError(400, 'the body is not valid UTF-8');
+  }
+  try {
+    return { raw, body: asObject(JSON.parse(text)) };
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    throw new HttpError(400, `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function asObject(value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HttpError(400, 'the body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+interface Input {
+  paths: string[];
+  tags: string[];
+  type: 'page' | 'layout';
+  mode: RevalidateMode;
+}
+
+/** Targets from the query string and the JSON body, every one checked before anything happens. */
+function collectInput(
+  query: URLSearchParams,
+  body: Record<string, unknown>,
+  maxTargets: number,
+): Input {
+  const paths = [
+    ...query.getAll('path'),
+    ...query.getAll('paths'),
+    ...oneOrList(body, 'path', false),
+    ...oneOrList(body, 'paths', true),
+  ];
+  const tags = [
+    ...query.getAll('tag'),
+    ...query.getAll('tags'),
+    ...oneOrList(body, 'tag', false),
+    ...oneOrList(body, 'tags', true),
+  ];
+  if (paths.length + tags.length === 0) {
+    throw new HttpError(400, 'nothing to revalidate: give a path, paths, tag or tags');
+  }
+  if (paths.length + tags.length > maxTargets) {
+    throw new HttpError(400, `too many targets: at most ${maxTargets} paths and tags in one call`);
+  }
+  for (const path of paths) {
+    const problem = pathProblem(path);
+    if (problem !== undefined) throw new HttpError(400, problem);
+  }
+  for (const tag of tags) {
+    const problem = tagProblem(tag);
+    if (problem !== undefined) throw new HttpError(400, problem);
+  }
+  const type = single(query, body, 'type') ?? 'page';
+  const mode = single(query, body, 'mode') ?? 'stale';
+  const problem = typeProblem(type) ?? modeProblem(mode);
+  if (problem !== undefined) throw new HttpError(400, problem);
+  return {
+    paths: unique(paths),
+    tags: unique(tags),
+    type: type as Input['type'],
+    mode: mode as RevalidateMode,
+  };
+}
+
+function oneOrList(body: Record<string, unknown>, field: string, list: boolean): string[] {
+  if (!Object.hasOwn(body, field) || body[field] === undefined) return [];
+  const value = body[field];
+  if (!list) {
+    if (typeof value !== 'string')
+      throw new HttpError(400, `${field} must be a string, got ${kind(value)}`);
+    return [value];
+  }
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new HttpError(400, `${field} must be an array of strings, got ${kind(value)}`);
+  }
+  return value as string[];
+}
+
+function single(query: URLSearchParams, body: Record<string, unknown>, field: string): unknown {
+  const fromQuery = query.getAll(field);
+  if (fromQuery.length > 1) throw new HttpError(400, `${field} must be given once`);
+  const fromBody = Object.hasOwn(body, field) ? body[field] : undefined;
+  if (fromQuery.length === 1 && fromBody !== undefined && fromBody !== fromQuery[0]) {
+    throw new HttpError(400, `${field} differs between the query string and the body`);
+  }
+  return fromQuery[0] ?? fromBody;
+}
+
+function kind(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
+
+function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
+  const mark = url.indexOf('?');
+  return mark === -1
+    ? { pathname: url, query: new URLSearchParams() }
+    : { pathname: url.slice(0, mark), query: new URLSearchParams(url.slice(mark + 1)) };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptions) {
+  if (typeof cache?.revalidatePath !== 'function' || typeof cache?.revalidateTag !== 'function') {
+    throw new TypeError(
+      '[express-isr] revalidateRouter(cache, options): cache must be the middleware returned by isr()',
+    );
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(
+      '[express-isr] revalidateRouter(cache, options): options must be an object with a secret',
+    );
+  }
+  const {
+    secret,
+    maxBodySize = DEFAULT_MAX_BODY,
+    maxTargets = DEFAULT_MAX_TARGETS,
+    signature,
+    verify,
+  } = options;
+  if (typeof secret !== 'string' || secret.trim() === '') {
+    throw new TypeError(
+      '[express-isr] revalidateRouter: secret must be a non-empty string (e.g. process.env.ISR_SECRET), got ' +
+        (secret === undefined ? 'undefined' : JSON.stringify(secret)),
+    );
+  }
+  if (!Number.isInteger(maxBodySize) || maxBodySize <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: maxBodySize must be a positive integer, got ${JSON.stringify(maxBodySize)}`,
+    );
+  }
+  if (!Number.isInteger(maxTargets) || maxTargets <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: maxTargets must be a positive integer, got ${JSON.stringify(maxTargets)}`,
+    );
+  }
+  if (
+    signature !== undefined &&
+    (typeof signature !== 'object' || typeof signature.header !== 'string')
+  ) {
+    throw new TypeError(
+      '[express-isr] revalidateRouter: signature must be an object with a header name',
+    );
+  }
+  if (verify !== undefined && typeof verify !== 'function') {
+    throw new TypeError('[express-isr] revalidateRouter: verify must be a function');
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    warnOnce(
+      options.logger ?? console,
+      'ISR_SHORT_SECRET',
+      `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+  return { secret, maxBodySize, maxTargets, signature, verify };
+}

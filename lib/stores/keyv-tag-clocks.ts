@@ -1,0 +1,36 @@
+import type { TagClocks, TagTimes } from '../tag-clocks';
+import type { GuardedStore } from './guarded-store';
+
+/**
+ * Tag clocks kept in the shared store itself, so that every instance sees an invalidation
+ * as soon as it is written. One key per tag and kind (`stale`, `expire`) holding a timestamp:
+ * a bump is a plain write, with no read-modify-write that two instances could race on.
+ * Keys start with `isr-clock:`; page keys start with `/`, so they never meet.
+ */
+export class KeyvTagClocks implements TagClocks {
+  constructor(private readonly store: GuardedStore) {}
+
+  async read(tags: readonly string[]): Promise<TagTimes> {
+    const keys: string[] = [];
+    for (const tag of tags) keys.push(clockKey('stale', tag), clockKey('expire', tag));
+    const values = await this.store.getNumbers(keys);
+    // Clocks that cannot be read might hide an invalidation: count the page as stale (it is
+    // still served, and its regeneration is attempted) rather than as fresh.
+    if (values === undefined) return { stale: Number.MAX_SAFE_INTEGER, expire: 0 };
+    let stale = 0;
+    let expire = 0;
+    for (let i = 0; i < values.length; i += 2) {
+      stale = Math.max(stale, values[i] ?? 0);
+      expire = Math.max(expire, values[i + 1] ?? 0);
+    }
+    return { stale, expire };
+  }
+
+  bump(tags: readonly string[], kind: keyof TagTimes, at: number): Promise<void> {
+    return this.store.setNumbers(new Map(tags.map((tag) => [clockKey(kind, tag), at])));
+  }
+}
+
+function clockKey(kind: keyof TagTimes, tag: string): string {
+  return `isr-clock:${kind}:${tag}`;
+}
