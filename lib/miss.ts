@@ -56,6 +56,7 @@ export function renderMiss(
   const mounted = req.originalUrl !== undefined && req.originalUrl !== req.url;
   req.url = mounted ? engine.canonical(req.url ?? '/').url : target.url;
   if (req.originalUrl !== undefined) req.originalUrl = target.url;
+  reparseQuery(req);
   // HEAD is rendered as GET so the body can be kept; Node sends no body to a HEAD client.
   if (req.method === 'HEAD') req.method = 'GET';
 
@@ -123,6 +124,21 @@ export function renderMiss(
     }).then((full) => engine.save(target.key, full, vary));
     return { entry, stored };
   });
+}
+
+/**
+ * Express 4 parses `req.query` once, before any middleware runs, into an own property; after
+ * the URL was made canonical it must be parsed again with the app's own parser, or the render
+ * would still see the ignored parameters. (Express 5's `req.query` is a getter over `req.url`.)
+ */
+function reparseQuery(req: IsrRequest): void {
+  const own = Object.getOwnPropertyDescriptor(req, 'query');
+  const app = req.app as { get?: (name: string) => unknown } | undefined;
+  const parse = typeof app?.get === 'function' ? app.get('query parser fn') : undefined;
+  if (own === undefined || !own.writable || typeof parse !== 'function') return;
+  const url = req.url ?? '';
+  const mark = url.indexOf('?');
+  (req as { query?: unknown }).query = parse(mark === -1 ? '' : url.slice(mark + 1));
 }
 
 /** Whether a cached variant may answer this request: every header it varies on matches. */

@@ -272,6 +272,7 @@ export function fail(name: string, expected: string, got: unknown): never {
 function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value); // NaN, Infinity
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
