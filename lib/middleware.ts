@@ -18,6 +18,7 @@ import {
   typeProblem,
 } from './revalidate';
 import { isRegeneration } from './synthetic-request';
+import { waitAtMost } from './timeout';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 
 /** The middleware returned by `isr()`, carrying the cache's methods. */
@@ -202,16 +203,6 @@ function checkedOptions<T extends object>(options: T, method: string): T {
     );
   }
   return options;
-}
-
-/** Resolves with the promise's value, or `undefined` once `ms` have passed. */
-function waitAtMost<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -6,6 +6,7 @@ import { buildEntry } from './entry';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
 import { syntheticExchange } from './synthetic-request';
+import { withTimeout } from './timeout';
 import type { CacheEntry, IsrResponse } from './types';
 
 /** First retry after about a second, doubling up to a minute (DESIGN.md). */
@@ -169,14 +170,6 @@ async function render(
   installResponseConfig(res as IsrResponse);
   const captured = captureResponse(res, { maxBodySize });
   let failure: Error | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`regeneration took longer than ${timeout} ms`)),
-      timeout,
-    );
-    timer.unref();
-  });
   try {
     app(req, res, (err?: unknown) => {
       // Reached only when no route answered or an error got past the app's handlers.
@@ -184,14 +177,16 @@ async function render(
       if (!res.headersSent) res.statusCode = 500;
       res.end();
     });
-    const result = await Promise.race([captured, deadline]);
+    const result = await withTimeout(
+      captured,
+      timeout,
+      `regeneration took longer than ${timeout} ms`,
+    );
     if (failure !== undefined) throw failure;
     if (result.incomplete !== undefined) throw new Error(`the response was ${result.incomplete}`);
     return result;
   } catch (error) {
     res.destroy(); // stop whatever the route is still doing from writing into a dead response
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }

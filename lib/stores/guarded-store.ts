@@ -1,3 +1,4 @@
+import { withTimeout } from '../timeout';
 import type { StoredValue } from '../types';
 import type { KeyvStore } from './keyv-store';
 
@@ -56,18 +57,12 @@ export class GuardedStore {
 
   private async call<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
     if (this.failing && this.options.now() < this.openUntil) return { ok: false };
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const value = await Promise.race([
+      const value = await withTimeout(
         fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`store call timed out after ${this.options.timeout} ms`)),
-            this.options.timeout,
-          );
-          timer.unref();
-        }),
-      ]);
+        this.options.timeout,
+        `store call timed out after ${this.options.timeout} ms`,
+      );
       if (this.failing) {
         this.failing = false;
         this.options.onRecovery();
@@ -80,8 +75,6 @@ export class GuardedStore {
         this.options.onOutage(error instanceof Error ? error : new Error(String(error)));
       }
       return { ok: false };
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
