@@ -1,12 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import { type Freshness, freshness } from './freshness';
 import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
+import { inProcessLock, type Lock } from './lease';
 import type { ResolvedOptions } from './options';
 import { debug, Reporter } from './report';
 import { GuardedStore } from './stores/guarded-store';
 import { type KeyvLike, KeyvStore } from './stores/keyv-store';
 import { KeyvTagClocks } from './stores/keyv-tag-clocks';
+import { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
+import { keyvFromUrl, redisLinkOf } from './stores/redis';
+import { type CacheEvent, RedisEvents } from './stores/redis-events';
+import { RedisLock } from './stores/redis-lock';
 import { MemoryTagClocks, type TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
@@ -18,6 +23,12 @@ export interface Lookup {
   variantKey: string;
   /** The request headers the URL's responses vary on, as last stored. */
   vary: string[];
+  /** The URL's key. */
+  key: string;
+  /** Found in the in-process copy (L1) rather than the shared store. */
+  local: boolean;
+  /** The L1 epoch when the lookup began: a copy read in an older epoch is not kept. */
+  epoch: number;
 }
 
 /**
@@ -30,19 +41,28 @@ interface Backend {
   delete(key: string): unknown;
 }
 
+/** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
+export const LEASE_TTL_MS = 5000;
+
 /**
  * State shared by the request flow, regeneration and revalidation: the options, the store
- * (guarded when remote), the tag clocks, the app to regenerate through.
+ * (guarded when remote), the tag clocks, the lock and — with Redis — the in-process copy (L1)
+ * and the events that keep it coherent.
  */
 export class Engine {
   readonly reporter: Reporter;
   readonly store: Backend;
   readonly clocks: TagClocks;
+  readonly lock: Lock;
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
   /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
   readonly index = new TagIndex();
+  private readonly l1: L1 | undefined;
+  private readonly events: RedisEvents | undefined;
+  /** A store `isr()` created itself (from a URL), closed by `close()`. */
+  private readonly owned: { disconnect(): Promise<void> } | undefined;
   /** The latest invalidation and the latest render start this process recorded (ms). */
   private lastBump = 0;
   private lastRenderStart = 0;
@@ -51,20 +71,60 @@ export class Engine {
     this.reporter = new Reporter(options);
     this.keepParam = queryFilter(options.ignoreQuery, options.allowQuery);
     this.app = options.app;
-    const given = options.store;
+    let given = options.store;
+    if (typeof given === 'string') {
+      const keyv = keyvFromUrl(given, options.storeTimeout);
+      this.owned = keyv;
+      given = keyv;
+    }
     if (given === undefined || given instanceof MemoryStore) {
       this.store = given ?? new MemoryStore({ maxSize: options.maxSize });
       this.clocks = new MemoryTagClocks();
-    } else {
-      const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
-        timeout: options.storeTimeout,
-        now: options.now,
-        onOutage: (error) => this.reporter.storeOutage(error),
-        onRecovery: () => this.reporter.storeRecovered(),
-      });
-      this.store = guarded;
-      this.clocks = new KeyvTagClocks(guarded);
+      this.lock = options.lock ?? inProcessLock;
+      return;
     }
+    const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
+      timeout: options.storeTimeout,
+      now: options.now,
+      onOutage: (error) => this.reporter.storeOutage(error),
+      onRecovery: () => this.reporter.storeRecovered(),
+    });
+    this.store = guarded;
+    this.clocks = new KeyvTagClocks(guarded);
+    const link = redisLinkOf(given as KeyvLike);
+    const quiet = (error: unknown) =>
+      debug('redis: %s', String((error as Error)?.message ?? error));
+    this.lock =
+      options.lock ?? (link ? new RedisLock(link, options.storeTimeout, quiet) : inProcessLock);
+    if (link !== undefined && options.l1 !== false) {
+      const l1 = new L1(options.l1.maxSize);
+      this.l1 = l1;
+      this.events = new RedisEvents(link, options.storeTimeout, {
+        onEvent: (event) => {
+          if (event.type === 'bump') l1.bump(event.tags, event.kind, event.at);
+          else l1.drop(event.key);
+        },
+        onLive: (live) => {
+          debug(
+            'l1: %s',
+            live ? 'events flowing, serving from memory' : 'events interrupted, emptied',
+          );
+          l1.setLive(live);
+        },
+        onFailure: quiet,
+      });
+    }
+  }
+
+  /** Starts what runs in the background (the L1 events); idempotent. */
+  start(): void {
+    this.events?.start();
+  }
+
+  /** Stops the events and closes a store `isr()` opened itself; a store passed in stays open. */
+  async close(): Promise<void> {
+    await this.events?.close();
+    await this.owned?.disconnect();
   }
 
   /**
@@ -79,13 +139,16 @@ export class Engine {
   }
 
   /**
-   * Records an invalidation: one write per tag clock, whatever the number of pages. Its time
-   * is never earlier than a render this process already started, so that render is covered.
+   * Records an invalidation: one write per tag clock, whatever the number of pages, then an
+   * event so that every instance's L1 applies it. Its time is never earlier than a render this
+   * process already started, so that render is covered.
    */
   async bump(tags: readonly string[], kind: 'stale' | 'expire'): Promise<number> {
     const at = Math.max(this.options.now(), this.lastBump, this.lastRenderStart);
     this.lastBump = at;
     await this.clocks.bump(tags, kind, at);
+    this.l1?.bump(tags, kind, at);
+    await this.broadcast({ type: 'bump', tags: [...tags], kind, at });
     return at;
   }
 
@@ -98,17 +161,41 @@ export class Engine {
   }
 
   async lookup(key: string, headers: IncomingMessage['headers']): Promise<Lookup> {
-    const found = await this.store.get(key);
-    if (found === undefined || !isVaryRecord(found)) {
-      return { entry: found, variantKey: key, vary: [] };
+    const epoch = this.l1?.epoch ?? 0;
+    const local = this.l1 && this.find(key, headers, (k) => this.l1?.get(k));
+    if (local !== undefined && !(local instanceof Promise) && local.entry !== undefined) {
+      return { ...local, key, local: true, epoch };
     }
-    const variantKey = variantKeyOf(key, found.vary, headers);
-    const entry = await this.store.get(variantKey);
     return {
-      entry: entry && !isVaryRecord(entry) ? entry : undefined,
-      variantKey,
-      vary: found.vary,
+      ...(await this.find(key, headers, (k) => this.store.get(k))),
+      key,
+      local: false,
+      epoch,
     };
+  }
+
+  /** Looks `key` up in one tier, following a Vary record to this request's variant. */
+  private find(
+    key: string,
+    headers: IncomingMessage['headers'],
+    get: (key: string) => StoredValue | undefined | Promise<StoredValue | undefined>,
+  ):
+    | Pick<Lookup, 'entry' | 'variantKey' | 'vary'>
+    | Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
+    const resolve = (found: StoredValue | undefined) => {
+      if (found === undefined || !isVaryRecord(found))
+        return { entry: found, variantKey: key, vary: [] };
+      const variantKey = variantKeyOf(key, found.vary, headers);
+      const settle = (entry: StoredValue | undefined) => ({
+        entry: entry && !isVaryRecord(entry) ? entry : undefined,
+        variantKey,
+        vary: found.vary,
+      });
+      const entry = get(variantKey);
+      return entry instanceof Promise ? entry.then(settle) : settle(entry);
+    };
+    const found = get(key);
+    return found instanceof Promise ? found.then(resolve) : resolve(found);
   }
 
   /** The entry stored at exactly `variantKey`, if any. */
@@ -117,8 +204,25 @@ export class Engine {
     return found === undefined || isVaryRecord(found) ? undefined : found;
   }
 
-  async freshness(entry: CacheEntry): Promise<Freshness> {
-    return freshness(entry, this.options.now(), await this.clocks.read(clockTags(entry)));
+  /**
+   * Fresh, stale or expired, from the entry's age and its tags' clocks: the in-process mirror
+   * for an L1 copy, the shared clocks otherwise. A shared entry found fresh is copied into L1.
+   */
+  async freshness(entry: CacheEntry, found?: Lookup): Promise<Freshness> {
+    const clocks = found?.local && this.l1 ? this.l1.clocks : this.clocks;
+    const state = freshness(entry, this.options.now(), await clocks.read(clockTags(entry)));
+    if (found !== undefined && !found.local && state.state === 'fresh' && this.l1) {
+      if (found.vary.length > 0) this.l1.put(found.key, { vary: found.vary }, found.epoch);
+      this.l1.put(found.variantKey, entry, found.epoch);
+    }
+    return state;
+  }
+
+  /** Removes the entry at `variantKey` everywhere. */
+  async remove(variantKey: string): Promise<void> {
+    await this.store.delete(variantKey);
+    this.l1?.drop(variantKey);
+    await this.broadcast({ type: 'delete', key: variantKey });
   }
 
   /**
@@ -128,8 +232,10 @@ export class Engine {
    */
   async save(key: string, entry: CacheEntry, vary: string[]): Promise<void> {
     let target = key;
+    const epoch = this.l1?.epoch ?? 0;
     if (vary.length > 0) {
       await this.store.set(key, { vary });
+      this.l1?.put(key, { vary }, epoch);
       target = variantKeyOf(key, vary, entry.requestHeaders);
     }
     const current = await this.store.get(target);
@@ -142,16 +248,52 @@ export class Engine {
       return;
     }
     const ok = await this.store.set(target, entry);
-    if (ok !== false) this.index.add({ key, variantKey: target }, clockTags(entry));
+    if (ok !== false) {
+      this.index.add({ key, variantKey: target }, clockTags(entry));
+      this.l1?.put(target, entry, epoch);
+      await this.broadcast({ type: 'set', key: target });
+    }
     debug(
-      'store: %s (%d bytes%s%s)',
+      'store: %s (%d bytes%s%s; %s)%s',
       target,
       entry.body.length,
       entry.br ? `, br ${entry.br.length}` : '',
       entry.gzip ? `, gzip ${entry.gzip.length}` : '',
+      this.store instanceof MemoryStore
+        ? 'in memory'
+        : `~${storedSize(entry)} bytes stored, base64`,
       ok === false ? ' — store unavailable, not kept' : '',
     );
   }
+
+  /** Tells the other instances; a failed publish is retried once, then reported. */
+  private async broadcast(event: CacheEvent): Promise<void> {
+    if (this.events === undefined) return;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.events.publish(event);
+        return;
+      } catch (error) {
+        if (attempt >= 2) {
+          this.reporter.error(error, { phase: 'store-write' });
+          return;
+        }
+      }
+    }
+  }
+}
+
+/** What an entry weighs in a Keyv store: its bodies in base64 plus headers and fields. */
+function storedSize(entry: CacheEntry): number {
+  const base64 = (n: number) => Math.ceil(n / 3) * 4;
+  const bodies =
+    base64(entry.body.length) + base64(entry.br?.length ?? 0) + base64(entry.gzip?.length ?? 0);
+  return (
+    bodies +
+    JSON.stringify([entry.headers, entry.tags, entry.url, entry.etag, entry.requestHeaders])
+      .length +
+    100
+  );
 }
 
 export function isVaryRecord(value: StoredValue): value is { vary: string[] } {

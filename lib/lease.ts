@@ -1,14 +1,15 @@
 /**
  * Leases decide which instance renders a page when several share a store, so that a cold or
  * stale page is rendered once in total, not once per instance. In one process the single
- * flight maps already do that, so the in-process implementation grants every lease.
+ * flight maps already do that, so the in-process lock grants every lease. Pass your own as
+ * the `lock` option (e.g. for a store other than Redis); with `@keyv/redis` one is built in.
  */
 export interface Lease {
   /** Gives the lease back (only if it is still ours). Never rejects. */
   release(): Promise<void>;
 }
 
-export interface Leases {
+export interface Lock {
   /**
    * Takes the lease on `key` for `ttlMs`, renewed while held; `undefined` when another
    * holder has it. When the lease service itself fails, a lease is granted (fail open: a
@@ -21,7 +22,7 @@ export interface Leases {
 
 const NO_OP_LEASE: Lease = { release: async () => {} };
 
-export const inProcessLeases: Leases = {
+export const inProcessLock: Lock = {
   acquire: async () => NO_OP_LEASE,
   held: async () => false,
 };

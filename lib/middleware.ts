@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ColdFlights } from './cold-flight';
 import { requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
 import { pageTag } from './key';
-import { type MissTarget, renderMiss, variantMatches } from './miss';
 import { type IsrOptions, resolveOptions } from './options';
 import { Regenerator } from './regenerate';
 import { replay } from './replay';
@@ -18,8 +18,7 @@ import {
   typeProblem,
 } from './revalidate';
 import { isRegeneration } from './synthetic-request';
-import { waitAtMost } from './timeout';
-import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
+import type { IsrRequest, IsrResponse, RequestHandler } from './types';
 
 /** The middleware returned by `isr()`, carrying the cache's methods. */
 export interface IsrMiddleware {
@@ -50,18 +49,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   const engine = new Engine(resolveOptions(options));
   const regenerator = new Regenerator(engine);
   const revalidator = new Revalidator(engine, regenerator);
-  /** In-process single flight for cold pages: one render, the others wait for it. */
-  const misses = new Map<string, Promise<CacheEntry | undefined>>();
-  /** Background stores still running, so `close()` can wait for them. */
-  const storing = new Set<Promise<void>>();
+  const cold = new ColdFlights(engine);
   const { options: o } = engine;
-
-  function track(stored: Promise<void>): void {
-    const tracked = stored
-      .catch((error) => engine.reporter.error(error, { phase: 'store-write' }))
-      .finally(() => storing.delete(tracked));
-    storing.add(tracked);
-  }
 
   function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
     installResponseConfig(res);
@@ -69,7 +58,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       next(); // our own render: let the app answer it
       return;
     }
-    if (engine.app === undefined) engine.app = topApp(req);
+    if (engine.app === undefined) {
+      engine.app = topApp(req);
+      engine.start();
+    }
 
     const bypass = requestBypassReason(req, o);
     if (bypass !== undefined) {
@@ -106,7 +98,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     if (entry !== undefined) {
       // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
       if (!engine.index.has(variantKey)) engine.index.add({ key, variantKey }, clockTags(entry));
-      const state = await engine.freshness(entry);
+      const state = await engine.freshness(entry, found);
       if (state.state === 'fresh') {
         debug('hit: %s', variantKey);
         return replay(req, res, entry, 'HIT', o.now(), o.cacheControl);
@@ -118,40 +110,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       }
       debug('expired: %s (%s)', variantKey, state.reason);
     }
-    const target: MissTarget = { key, url, vary };
-    const running = misses.get(variantKey);
-    if (running !== undefined) {
-      const shared = await waitAtMost(running, o.regenerateTimeout);
-      if (shared !== undefined && variantMatches(shared, req.headers)) {
-        debug('miss: %s served from the render it waited for', variantKey);
-        return replay(req, res, shared, 'MISS', o.now(), o.cacheControl);
-      }
-      // Not shareable (personalised, failed, another variant): render for ourselves.
-      renderMiss(engine, req, res, next, target).then(
-        ({ stored }) => stored && track(stored),
-        (error) => engine.reporter.error(error, { phase: 'miss', key: variantKey }),
-      );
-      return;
-    }
-    debug('miss: %s', variantKey);
-    // The flight stays open until the entry is stored, so that requests arriving between the
-    // end of the render and the end of the store still join it instead of rendering again.
-    const forget = () => {
-      if (misses.get(variantKey) === flight) misses.delete(variantKey);
-    };
-    const flight: Promise<CacheEntry | undefined> = renderMiss(engine, req, res, next, target).then(
-      ({ entry, stored }) => {
-        if (stored === undefined) forget();
-        else track(stored.finally(forget));
-        return entry;
-      },
-      (error) => {
-        forget();
-        engine.reporter.error(error, { phase: 'miss', key: variantKey });
-        return undefined;
-      },
-    );
-    misses.set(variantKey, flight);
+    return cold.serve(req, res, next, variantKey, { key, url, vary });
   }
 
   /** RFC 9111 §4.4: a successful unsafe request invalidates the target URI's page. */
@@ -181,8 +140,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   }
 
   async function idle(): Promise<void> {
-    while (storing.size > 0 || misses.size > 0) {
-      await Promise.allSettled([...storing, ...misses.values()]);
+    while (cold.busy) {
+      await cold.settled();
       await regenerator.idle();
     }
     await regenerator.idle();
@@ -191,6 +150,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   async function close(): Promise<void> {
     await regenerator.close();
     await idle();
+    await engine.close();
   }
 
   return Object.assign(isrMiddleware, { revalidatePath, revalidateTag, idle, close });

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Lock } from './lease';
 import { type CacheControlBuilder, defaultCacheControl } from './replay';
 import { isKeyvLike, type KeyvLike } from './stores/keyv-store';
 import type { EntryStore } from './stores/types';
@@ -17,12 +18,24 @@ export interface ErrorContext {
 /** Options of `isr()`. All are optional. */
 export interface IsrOptions {
   /**
-   * Where pages are kept: any Keyv instance (any adapter, e.g. `@keyv/redis`), or an object
-   * implementing the `EntryStore` contract. A store you pass in stays yours: `close()` does
-   * not close it.
+   * Where pages are kept: any Keyv instance (any adapter, e.g. `@keyv/redis`), or a
+   * `redis://` / `rediss://` URL (needs `keyv` and `@keyv/redis` installed). A store you pass
+   * in stays yours: `close()` does not close it; one made from a URL is closed by `close()`.
    * @default a `MemoryStore` bounded to `maxSize` bytes, least recently used evicted first
    */
-  store?: KeyvLike | EntryStore;
+  store?: KeyvLike | EntryStore | string;
+  /**
+   * With a Redis store: an in-process copy of hot pages in front of Redis, kept coherent by
+   * Redis pub/sub (it stops serving while pub/sub is down). `false` turns it off.
+   * @default { maxSize: 52428800 } (50 MB) when the store is `@keyv/redis`
+   */
+  l1?: boolean | { maxSize?: number };
+  /**
+   * Decides which instance renders a cold or stale page when several share a store. Built in
+   * for `@keyv/redis` (a Redis lease); pass your own for another shared store.
+   * @default a Redis lease with `@keyv/redis`, else in-process only
+   */
+  lock?: Lock;
   /**
    * Bytes the default in-memory store may hold (ignored when `store` is given).
    * @default 52428800 (50 MB)
@@ -109,7 +122,9 @@ export interface IsrOptions {
 }
 
 export interface ResolvedOptions {
-  store: KeyvLike | EntryStore | undefined;
+  store: KeyvLike | EntryStore | string | undefined;
+  l1: false | { maxSize: number };
+  lock: Lock | undefined;
   maxSize: number;
   revalidate: number | false;
   statuses: number[];
@@ -165,8 +180,25 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   ) as IsrOptions;
   const o = { ...DEFAULTS, ...given };
 
-  if (o.store !== undefined && !isKeyvLike(o.store)) {
-    fail('store', 'a Keyv instance or an object with get, set and delete methods', o.store);
+  if (typeof o.store === 'string') {
+    if (!/^rediss?:\/\/\S+$/.test(o.store))
+      fail('store', 'a redis:// or rediss:// URL when a string', o.store);
+  } else if (o.store !== undefined && !isKeyvLike(o.store)) {
+    fail(
+      'store',
+      'a Keyv instance, a redis:// URL or an object with get, set and delete methods',
+      o.store,
+    );
+  }
+  const l1 = o.l1 === undefined || o.l1 === true ? {} : o.l1;
+  if (l1 !== false && (typeof l1 !== 'object' || l1 === null))
+    fail('l1', 'a boolean or { maxSize }', o.l1);
+  if (l1 !== false && l1.maxSize !== undefined) positive('l1.maxSize', l1.maxSize);
+  if (
+    o.lock !== undefined &&
+    (typeof o.lock?.acquire !== 'function' || typeof o.lock?.held !== 'function')
+  ) {
+    fail('lock', 'an object with acquire(key, ttlMs) and held(key) methods', o.lock);
   }
   positive('maxSize', o.maxSize);
   if (o.revalidate !== false && !(isNumber(o.revalidate) && o.revalidate >= 0)) {
@@ -211,6 +243,8 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
 
   return {
     store: o.store,
+    l1: l1 === false ? false : { maxSize: l1.maxSize ?? DEFAULTS.maxSize },
+    lock: o.lock,
     maxSize: o.maxSize,
     revalidate: o.revalidate,
     statuses: [...o.statuses],

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { captureResponse } from './capture';
 import { responseUncacheableReason, varyNames } from './eligibility';
-import type { Engine } from './engine';
+import { type Engine, LEASE_TTL_MS } from './engine';
 import { buildEntry } from './entry';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
@@ -99,6 +99,13 @@ export class Regenerator {
       );
       return;
     }
+    // Across instances sharing a store, the lease holder regenerates; the others keep serving
+    // the stale page and leave the work to it.
+    const lease = await engine.lock.acquire(variantKey, LEASE_TTL_MS);
+    if (lease === undefined) {
+      debug('regenerate: %s left to the instance holding its lease', variantKey);
+      return;
+    }
     const startedAt = engine.renderStart();
     debug('regenerate: %s started', variantKey);
     try {
@@ -123,7 +130,7 @@ export class Regenerator {
       if (reason !== undefined) {
         // The page is no longer cacheable (the app says so now): stop serving the old copy.
         debug('regenerate: %s no longer cacheable (%s), entry removed', variantKey, reason);
-        await engine.store.delete(variantKey);
+        await engine.remove(variantKey);
       } else {
         const entry = await buildEntry(captured, {
           url: previous.url,
@@ -139,6 +146,8 @@ export class Regenerator {
       this.failures.delete(variantKey);
     } catch (error) {
       this.recordFailure(variantKey, error);
+    } finally {
+      await lease.release();
     }
   }
 

@@ -1,0 +1,141 @@
+import type { IncomingMessage } from 'node:http';
+import { type Engine, LEASE_TTL_MS } from './engine';
+import { type MissTarget, renderMiss, variantMatches } from './miss';
+import { replay } from './replay';
+import { debug } from './report';
+import { waitAtMost } from './timeout';
+import type { CacheEntry, IsrRequest, IsrResponse } from './types';
+
+/**
+ * Cold pages are rendered once in total. In this process, the first request renders and the
+ * others wait for its promise (single flight). Across instances, the first request takes the
+ * page's lease; an instance that cannot take it waits for the holder's entry to appear in the
+ * store — for as long as the holder keeps its lease alive, at most `regenerateTimeout` — and
+ * renders by itself if none comes.
+ */
+export class ColdFlights {
+  /** Renders in flight per variant key; a flight stays until its entry is stored. */
+  private readonly flights = new Map<string, Promise<CacheEntry | undefined>>();
+  /** Background stores still running, so `idle()` can wait for them. */
+  private readonly storing = new Set<Promise<void>>();
+
+  constructor(private readonly engine: Engine) {}
+
+  get busy(): boolean {
+    return this.flights.size > 0 || this.storing.size > 0;
+  }
+
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.storing, ...this.flights.values()]);
+  }
+
+  async serve(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    variantKey: string,
+    target: MissTarget,
+  ): Promise<void> {
+    const { options: o } = this.engine;
+    const running = this.flights.get(variantKey);
+    if (running !== undefined) {
+      const shared = await waitAtMost(running, o.regenerateTimeout);
+      if (shared !== undefined && variantMatches(shared, req.headers)) {
+        debug('miss: %s served from the render it waited for', variantKey);
+        return replay(req, res, shared, 'MISS', o.now(), o.cacheControl);
+      }
+      // Not shareable (personalised, failed, another variant): render for ourselves.
+      this.render(req, res, once(next), target).catch((error) =>
+        this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
+      );
+      return;
+    }
+    debug('miss: %s', variantKey);
+    const handOver = once(next);
+    let release = (): void => {};
+    const forget = () => {
+      if (this.flights.get(variantKey) === flight) this.flights.delete(variantKey);
+      release();
+    };
+    const flight = (async (): Promise<CacheEntry | undefined> => {
+      const lease = await this.engine.lock.acquire(variantKey, LEASE_TTL_MS);
+      if (lease === undefined) {
+        const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
+        if (elsewhere !== undefined) {
+          debug('miss: %s rendered by another instance', variantKey);
+          forget();
+          replay(req, res, elsewhere, 'MISS', o.now(), o.cacheControl);
+          return elsewhere;
+        }
+      } else {
+        release = () => void lease.release();
+      }
+      return this.render(req, res, handOver, target, forget);
+    })().catch((error) => {
+      forget();
+      this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
+      handOver(); // fail open, unless the app already has the request
+      return undefined;
+    });
+    this.flights.set(variantKey, flight);
+  }
+
+  /**
+   * Renders live and resolves with the shareable entry; storing goes on in the background and
+   * `done` runs once it is over (or at once when there is nothing to store).
+   */
+  private async render(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    target: MissTarget,
+    done: () => void = () => {},
+  ): Promise<CacheEntry | undefined> {
+    const { entry, stored } = await renderMiss(this.engine, req, res, next, target);
+    if (stored === undefined) {
+      done();
+    } else {
+      const tracked = stored
+        .catch((error) =>
+          this.engine.reporter.error(error, { phase: 'store-write', key: target.key }),
+        )
+        .finally(() => {
+          this.storing.delete(tracked);
+          done();
+        });
+      this.storing.add(tracked);
+    }
+    return entry;
+  }
+
+  /** Polls the store for the entry another instance is rendering, while it holds the lease. */
+  private async awaitOtherInstance(
+    key: string,
+    variantKey: string,
+    headers: IncomingMessage['headers'],
+  ): Promise<CacheEntry | undefined> {
+    const { engine } = this;
+    const deadline = Date.now() + engine.options.regenerateTimeout;
+    for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      const holderAlive = await engine.lock.held(variantKey);
+      const found = await engine.lookup(key, headers);
+      if (found.entry !== undefined && variantMatches(found.entry, headers)) {
+        const state = await engine.freshness(found.entry, found);
+        if (state.state !== 'expired') return found.entry;
+      }
+      if (!holderAlive) return undefined; // finished without a shareable page, or died
+    }
+    return undefined;
+  }
+}
+
+/** A `next` that can be called once: the app gets each request at most once. */
+function once(next: (err?: unknown) => void): (err?: unknown) => void {
+  let called = false;
+  return (err?: unknown) => {
+    if (called) return;
+    called = true;
+    next(err);
+  };
+}

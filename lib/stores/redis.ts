@@ -1,0 +1,99 @@
+import { createRequire } from 'node:module';
+import type { KeyvLike } from './keyv-store';
+
+/**
+ * The few node-redis commands the coordination needs (leases and pub/sub). Structural, so a
+ * standalone client and a cluster client both fit, whichever copy of `redis` the user has.
+ */
+export interface RedisCommands {
+  set(key: string, value: string, options: { NX: true; PX: number }): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  exists(key: string): Promise<number>;
+  publish(channel: string, message: string): Promise<unknown>;
+  duplicate(): RedisSubscriber;
+}
+
+export interface RedisSubscriber {
+  connect(): Promise<unknown>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  on(
+    event: 'error' | 'end' | 'reconnecting' | 'ready',
+    listener: (...args: unknown[]) => void,
+  ): unknown;
+  destroy?(): unknown;
+  disconnect?(): Promise<unknown>;
+  quit?(): Promise<unknown>;
+  close?(): Promise<unknown>;
+  isOpen?: boolean;
+}
+
+interface KeyvRedisLike {
+  getClient(): Promise<RedisCommands>;
+  client: unknown;
+  namespace?: string;
+}
+
+/** The `@keyv/redis` adapter behind a Keyv instance, if that is what it is. */
+function redisAdapterOf(keyv: KeyvLike): KeyvRedisLike | undefined {
+  const adapter = (keyv as { store?: unknown }).store as Partial<KeyvRedisLike> | undefined;
+  if (typeof adapter?.getClient !== 'function' || adapter.client === undefined) return undefined;
+  const client = adapter.client as Partial<RedisCommands>;
+  if (typeof client.eval !== 'function' || typeof client.publish !== 'function') return undefined;
+  return adapter as KeyvRedisLike;
+}
+
+/** A prefix for our own Redis keys and channel that follows the store's namespace. */
+function namespaceOf(keyv: KeyvLike, adapter: KeyvRedisLike): string {
+  const ns = (keyv as { namespace?: string }).namespace ?? adapter.namespace;
+  return ns ? `${ns}:` : '';
+}
+
+export interface RedisLink {
+  /** Connects (once) and gives the node-redis client behind the store. */
+  client(): Promise<RedisCommands>;
+  /** Prefix for lease keys and the event channel, from the store's namespace. */
+  prefix: string;
+}
+
+/** Finds the Redis client behind a `@keyv/redis` store, to take leases and publish events. */
+export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
+  const adapter = redisAdapterOf(keyv);
+  if (adapter === undefined) return undefined;
+  return { client: () => adapter.getClient(), prefix: namespaceOf(keyv, adapter) };
+}
+
+/**
+ * `isr({ store: 'redis://…' })`: a Keyv over `@keyv/redis` configured so that an outage is
+ * seen quickly instead of queued forever (TRAPS.md): no offline queue, bounded connect and
+ * socket timeouts, a ping that keeps the socket timeout from closing an idle client.
+ */
+export function keyvFromUrl(
+  url: string,
+  timeout: number,
+): KeyvLike & { disconnect(): Promise<void> } {
+  const require = createRequire(__filename);
+  let Keyv: new (options: object) => KeyvLike & { disconnect(): Promise<void> };
+  let KeyvRedis: new (connect: object, options: object) => unknown;
+  try {
+    Keyv = require('keyv').Keyv ?? require('keyv');
+    KeyvRedis = require('@keyv/redis').default ?? require('@keyv/redis');
+  } catch {
+    throw new TypeError(
+      '[express-isr] store: "redis://…" needs the packages keyv and @keyv/redis: npm install keyv@^5.6 @keyv/redis@^5.1',
+    );
+  }
+  const store = new KeyvRedis(
+    {
+      url,
+      disableOfflineQueue: true,
+      pingInterval: 1000,
+      socket: {
+        connectTimeout: timeout * 4,
+        socketTimeout: timeout * 4,
+        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
+      },
+    },
+    { throwOnConnectError: false, connectionTimeout: timeout * 4 },
+  );
+  return new Keyv({ store, namespace: 'express-isr', useKeyPrefix: false });
+}
