@@ -95,7 +95,7 @@ export class Engine {
     const quiet = (error: unknown) =>
       debug('redis: %s', String((error as Error)?.message ?? error));
     this.lock =
-      options.lock ?? (link ? new RedisLock(link, options.storeTimeout, quiet) : inProcessLock);
+      options.lock ?? (link ? new RedisLock(link, (call) => guarded.attempt(call)) : inProcessLock);
     if (link !== undefined && options.l1 !== false) {
       const l1 = new L1(options.l1.maxSize);
       this.l1 = l1;

@@ -31,31 +31,32 @@ export class GuardedStore {
   ) {}
 
   async get(key: string): Promise<StoredValue | undefined> {
-    const result = await this.call(() => this.inner.get(key));
+    const result = await this.attempt(() => this.inner.get(key));
     return result.ok ? result.value : undefined;
   }
 
   async set(key: string, value: StoredValue): Promise<boolean> {
-    return (await this.call(() => this.inner.set(key, value))).ok;
+    return (await this.attempt(() => this.inner.set(key, value))).ok;
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.call(() => this.inner.delete(key))).ok;
+    return (await this.attempt(() => this.inner.delete(key))).ok;
   }
 
   /** Numbers at `keys` (tag clocks), or `undefined` when the store could not be read. */
   async getNumbers(keys: readonly string[]): Promise<(number | undefined)[] | undefined> {
-    const result = await this.call(() => this.inner.getNumbers(keys));
+    const result = await this.attempt(() => this.inner.getNumbers(keys));
     return result.ok ? result.value : undefined;
   }
 
   /** Writes numbers (tag clocks); throws when the store did not take them. */
   async setNumbers(values: ReadonlyMap<string, number>): Promise<void> {
-    const result = await this.call(() => this.inner.setNumbers(values));
+    const result = await this.attempt(() => this.inner.setNumbers(values));
     if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
-  private async call<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
+  /** Runs `fn` under the same timeout and circuit breaker as the store calls. */
+  async attempt<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
     if (this.failing && this.options.now() < this.openUntil) return { ok: false };
     try {
       const value = await withTimeout(
