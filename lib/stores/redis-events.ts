@@ -77,12 +77,18 @@ export class RedisEvents {
         this.timeout * 4,
         'pub/sub: subscribe timed out',
       );
+      if (this.closed) {
+        // close() ran while we were connecting: this connection must not outlive it.
+        this.subscriber = undefined;
+        await shutDown(subscriber);
+        return;
+      }
       this.beat(); // prove the subscription now rather than at the next heartbeat
     } catch (error) {
       this.handlers.onFailure(error);
       // Start over on the next heartbeat with a fresh connection.
       if (this.subscriber === subscriber) this.subscriber = undefined;
-      subscriber?.destroy?.();
+      if (subscriber !== undefined) await shutDown(subscriber);
     }
   }
 
@@ -101,14 +107,7 @@ export class RedisEvents {
     this.setLive(false);
     const subscriber = this.subscriber;
     this.subscriber = undefined;
-    if (subscriber === undefined) return;
-    try {
-      if (subscriber.close) await subscriber.close();
-      else if (subscriber.quit) await subscriber.quit();
-      else subscriber.destroy?.();
-    } catch {
-      subscriber.destroy?.();
-    }
+    if (subscriber !== undefined) await shutDown(subscriber);
   }
 
   private beat(): void {
@@ -148,5 +147,23 @@ export class RedisEvents {
     if (live === this.liveState || (live && this.closed)) return;
     this.liveState = live;
     this.handlers.onLive(live);
+  }
+}
+
+/**
+ * Closes a subscriber whatever state it is in: gracefully when open, and otherwise destroyed,
+ * which also stops node-redis from reconnecting (a pending reconnect would keep the process alive).
+ */
+async function shutDown(subscriber: RedisSubscriber): Promise<void> {
+  try {
+    if (subscriber.isOpen && subscriber.close) await subscriber.close();
+    else if (subscriber.isOpen && subscriber.quit) await subscriber.quit();
+    else subscriber.destroy?.();
+  } catch {
+    try {
+      subscriber.destroy?.();
+    } catch {
+      // already closed
+    }
   }
 }

@@ -93,7 +93,7 @@ export function keyvFromUrl(
         reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
       },
     },
-    { throwOnConnectError: false, connectionTimeout: timeout * 4 },
+    { throwOnConnectError: false, connectionTimeout: timeout },
   );
   return new Keyv({ store, namespace: 'express-isr', useKeyPrefix: false });
 }
