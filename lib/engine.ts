@@ -62,7 +62,7 @@ export class Engine {
   private readonly l1: L1 | undefined;
   private readonly events: RedisEvents | undefined;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
-  private readonly owned: { disconnect(): Promise<void> } | undefined;
+  private readonly owned: { close(): Promise<void> } | undefined;
   /** The latest invalidation and the latest render start this process recorded (ms). */
   private lastBump = 0;
   private lastRenderStart = 0;
@@ -73,8 +73,8 @@ export class Engine {
     this.app = options.app;
     let given = options.store;
     if (typeof given === 'string') {
-      const keyv = keyvFromUrl(given, options.storeTimeout);
-      this.owned = keyv;
+      const { keyv, close } = keyvFromUrl(given, options.storeTimeout);
+      this.owned = { close };
       given = keyv;
     }
     if (given === undefined || given instanceof MemoryStore) {
@@ -124,7 +124,7 @@ export class Engine {
   /** Stops the events and closes a store `isr()` opened itself; a store passed in stays open. */
   async close(): Promise<void> {
     await this.events?.close();
-    await this.owned?.disconnect();
+    await this.owned?.close();
   }
 
   /**

@@ -151,13 +151,13 @@ export class RedisEvents {
 }
 
 /**
- * Closes a subscriber whatever state it is in: gracefully when open, and otherwise destroyed,
+ * Closes a subscriber whatever state it is in: gracefully when ready, and otherwise destroyed,
  * which also stops node-redis from reconnecting (a pending reconnect would keep the process alive).
  */
 async function shutDown(subscriber: RedisSubscriber): Promise<void> {
   try {
-    if (subscriber.isOpen && subscriber.close) await subscriber.close();
-    else if (subscriber.isOpen && subscriber.quit) await subscriber.quit();
+    if (subscriber.isReady && subscriber.close) await subscriber.close();
+    else if (subscriber.isReady && subscriber.quit) await subscriber.quit();
     else subscriber.destroy?.();
   } catch {
     try {

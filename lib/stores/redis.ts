@@ -25,6 +25,7 @@ export interface RedisSubscriber {
   quit?(): Promise<unknown>;
   close?(): Promise<unknown>;
   isOpen?: boolean;
+  isReady?: boolean;
 }
 
 interface KeyvRedisLike {
@@ -70,10 +71,13 @@ export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
 export function keyvFromUrl(
   url: string,
   timeout: number,
-): KeyvLike & { disconnect(): Promise<void> } {
+): { keyv: KeyvLike; close(): Promise<void> } {
   const require = createRequire(__filename);
-  let Keyv: new (options: object) => KeyvLike & { disconnect(): Promise<void> };
-  let KeyvRedis: new (connect: object, options: object) => unknown;
+  let Keyv: new (options: object) => KeyvLike;
+  let KeyvRedis: new (
+    connect: object,
+    options: object,
+  ) => { disconnect(force?: boolean): Promise<void> };
   try {
     Keyv = require('keyv').Keyv ?? require('keyv');
     KeyvRedis = require('@keyv/redis').default ?? require('@keyv/redis');
@@ -90,10 +94,16 @@ export function keyvFromUrl(
       socket: {
         connectTimeout: timeout * 4,
         socketTimeout: timeout * 4,
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
+        // Capped at 1 s: node-redis waits out the current delay even after destroy(), so the cap
+        // is also how long a closed client can delay process exit.
+        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 1000),
       },
     },
     { throwOnConnectError: false, connectionTimeout: timeout },
   );
-  return new Keyv({ store, namespace: 'express-isr', useKeyPrefix: false });
+  return {
+    keyv: new Keyv({ store, namespace: 'express-isr', useKeyPrefix: false }),
+    // Forced: a graceful close would wait for a Redis that may be gone, reconnecting meanwhile.
+    close: () => store.disconnect(true),
+  };
 }
