@@ -58,16 +58,28 @@ export function tagProblem(tag: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A short, safe description of a value a client sent: never `JSON.stringify` of the value
+ * itself, which a deeply nested body would overflow the stack with.
+ */
+export function preview(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : String(value);
+}
+
 export function modeProblem(mode: unknown): string | undefined {
   return MODES.includes(mode as RevalidateMode)
     ? undefined
-    : `mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`;
+    : `mode must be one of ${MODES.join(', ')}, got ${preview(mode)}`;
 }
 
 export function typeProblem(type: unknown): string | undefined {
   return TYPES.includes(type as 'page')
     ? undefined
-    : `type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(type)}`;
+    : `type must be one of ${TYPES.join(', ')}, got ${preview(type)}`;
 }
 
 /**

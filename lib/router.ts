@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   modeProblem,
   pathProblem,
+  preview,
   type RevalidatePathOptions,
   type RevalidateTagOptions,
   tagProblem,
@@ -101,7 +102,7 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
     if (!(await authenticated(req, query, body, raw))) {
       throw new HttpError(401, 'missing or wrong secret');
     }
-    const input = collectInput(query, body, settings.maxTargets);
+    const input = safely(() => collectInput(query, body, settings.maxTargets));
     await Promise.all([
       ...input.paths.map((path) =>
         cache.revalidatePath(path, { type: input.type, mode: input.mode }),
@@ -265,16 +266,26 @@ function collectInput(
   };
 }
 
+/** Reading the input can only fail with a 4xx: whatever else goes wrong there is a bad request. */
+function safely<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    throw new HttpError(400, 'the request could not be read');
+  }
+}
+
 function oneOrList(body: Record<string, unknown>, field: string, list: boolean): string[] {
   if (!Object.hasOwn(body, field) || body[field] === undefined) return [];
   const value = body[field];
   if (!list) {
     if (typeof value !== 'string')
-      throw new HttpError(400, `${field} must be a string, got ${kind(value)}`);
+      throw new HttpError(400, `${field} must be a string, got ${preview(value)}`);
     return [value];
   }
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new HttpError(400, `${field} must be an array of strings, got ${kind(value)}`);
+    throw new HttpError(400, `${field} must be an array of strings, got ${preview(value)}`);
   }
   return value as string[];
 }
@@ -287,10 +298,6 @@ function single(query: URLSearchParams, body: Record<string, unknown>, field: st
     throw new HttpError(400, `${field} differs between the query string and the body`);
   }
   return fromQuery[0] ?? fromBody;
-}
-
-function kind(value: unknown): string {
-  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
 
 function unique(values: string[]): string[] {
