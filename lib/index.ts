@@ -1,7 +1,9 @@
 import type { ResponseIsrConfig } from './types';
 
+export type { Lease, Lock } from './lease';
 export { createIsr as isr, type IsrMiddleware } from './middleware';
 export type { ErrorContext, IsrOptions } from './options';
+export type { PrerenderOptions, PrerenderResult } from './prerender';
 export type { CacheControlBuilder, CacheState } from './replay';
 export type { RevalidatePathOptions, RevalidateTagOptions } from './revalidate';
 export { type RevalidateRouterOptions, revalidateRouter } from './router';

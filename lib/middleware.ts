@@ -4,6 +4,7 @@ import { requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
 import { pageTag } from './key';
 import { type IsrOptions, resolveOptions } from './options';
+import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
 import { Regenerator } from './regenerate';
 import { replay } from './replay';
 import { debug } from './report';
@@ -32,6 +33,11 @@ export interface IsrMiddleware {
   revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
   /** Like `revalidatePath`, for every page tagged `tag` (by `res.isr`, `Cache-Tag`, `Surrogate-Key`). */
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
+  /**
+   * Renders `paths` ahead of their first visitor and stores them (`concurrency` at a time,
+   * default 4); a page already fresh is left alone and a fresher entry is never replaced.
+   */
+  prerender(paths: string[], options?: PrerenderOptions): Promise<PrerenderResult[]>;
   /** Resolves once no background regeneration or store is running. Handy in tests. */
   idle(): Promise<void>;
   /**
@@ -153,7 +159,18 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     await engine.close();
   }
 
-  return Object.assign(isrMiddleware, { revalidatePath, revalidateTag, idle, close });
+  function prerenderPaths(paths: string[], options?: PrerenderOptions): Promise<PrerenderResult[]> {
+    engine.start();
+    return prerender(engine, paths, options);
+  }
+
+  return Object.assign(isrMiddleware, {
+    revalidatePath,
+    revalidateTag,
+    prerender: prerenderPaths,
+    idle,
+    close,
+  });
 }
 
 function checkedOptions<T extends object>(options: T, method: string): T {

@@ -7,7 +7,7 @@ import type { RequestHandler } from './types';
 
 /** Where a reported error came from. */
 export interface ErrorContext {
-  phase: 'regenerate' | 'store' | 'store-write' | 'miss';
+  phase: 'regenerate' | 'prerender' | 'store' | 'store-write' | 'miss';
   key?: string;
   /** For `regenerate`: how many attempts in a row have failed. */
   attempt?: number;

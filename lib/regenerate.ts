@@ -1,13 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { captureResponse } from './capture';
-import { responseUncacheableReason, varyNames } from './eligibility';
+import { renderInBackground } from './background-render';
 import { type Engine, LEASE_TTL_MS } from './engine';
-import { buildEntry } from './entry';
 import { debug } from './report';
-import { installResponseConfig, responseConfig } from './response-config';
-import { syntheticExchange } from './synthetic-request';
-import { withTimeout } from './timeout';
-import type { CacheEntry, IsrResponse } from './types';
+import type { CacheEntry } from './types';
 
 /** First retry after about a second, doubling up to a minute (DESIGN.md). */
 const FIRST_RETRY_MS = 1000;
@@ -106,41 +100,20 @@ export class Regenerator {
       debug('regenerate: %s left to the instance holding its lease', variantKey);
       return;
     }
-    const startedAt = engine.renderStart();
     debug('regenerate: %s started', variantKey);
+    const startedAt = engine.options.now();
     try {
-      const { req, res } = syntheticExchange(previous.url, previous.requestHeaders);
-      const captured = await render(
-        app,
-        req,
-        res,
-        engine.options.maxBodySize,
-        engine.options.regenerateTimeout,
-      );
-      if (captured.status < 200 || captured.status >= 300) {
-        throw new Error(`the app answered ${captured.status}`);
-      }
-      const { revalidate, tags } = responseConfig(res as IsrResponse, engine.options.revalidate);
-      const reason = responseUncacheableReason(
-        captured.status,
-        captured.headers,
-        revalidate,
-        engine.options,
-      );
-      if (reason !== undefined) {
+      const result = await renderInBackground(engine, app, previous.url, previous.requestHeaders);
+      if (result.entry === undefined) {
         // The page is no longer cacheable (the app says so now): stop serving the old copy.
-        debug('regenerate: %s no longer cacheable (%s), entry removed', variantKey, reason);
+        debug(
+          'regenerate: %s no longer cacheable (%s), entry removed',
+          variantKey,
+          result.uncacheable,
+        );
         await engine.remove(variantKey);
       } else {
-        const entry = await buildEntry(captured, {
-          url: previous.url,
-          requestHeaders: previous.requestHeaders,
-          generatedAt: startedAt,
-          revalidate,
-          tags,
-          compressThreshold: engine.options.compressThreshold,
-        });
-        await engine.save(key, entry, varyNames(captured.headers));
+        await engine.save(key, result.entry, result.vary);
         debug('regenerate: %s done in %d ms', variantKey, engine.options.now() - startedAt);
       }
       this.failures.delete(variantKey);
@@ -161,41 +134,5 @@ export class Regenerator {
       this.failures.delete(this.failures.keys().next().value as string);
     }
     this.engine.reporter.error(error, { phase: 'regenerate', key, attempt, retryAt });
-  }
-}
-
-/**
- * Dispatches a synthetic request through the app and captures the response, within a
- * deadline. A route that never answers, throws, or falls through to the final handler
- * rejects; the caller keeps the old page.
- */
-async function render(
-  app: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void,
-  req: IncomingMessage,
-  res: ServerResponse,
-  maxBodySize: number,
-  timeout: number,
-) {
-  installResponseConfig(res as IsrResponse);
-  const captured = captureResponse(res, { maxBodySize });
-  let failure: Error | undefined;
-  try {
-    app(req, res, (err?: unknown) => {
-      // Reached only when no route answered or an error got past the app's handlers.
-      failure = err instanceof Error ? err : new Error(err ? String(err) : 'no route answered');
-      if (!res.headersSent) res.statusCode = 500;
-      res.end();
-    });
-    const result = await withTimeout(
-      captured,
-      timeout,
-      `regeneration took longer than ${timeout} ms`,
-    );
-    if (failure !== undefined) throw failure;
-    if (result.incomplete !== undefined) throw new Error(`the response was ${result.incomplete}`);
-    return result;
-  } catch (error) {
-    res.destroy(); // stop whatever the route is still doing from writing into a dead response
-    throw error;
   }
 }

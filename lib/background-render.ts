@@ -1,0 +1,67 @@
+import { captureResponse } from './capture';
+import { responseUncacheableReason, varyNames } from './eligibility';
+import type { Engine } from './engine';
+import { buildEntry } from './entry';
+import { installResponseConfig, responseConfig } from './response-config';
+import { syntheticExchange } from './synthetic-request';
+import { withTimeout } from './timeout';
+import type { CacheEntry, IsrResponse, RequestHandler } from './types';
+
+/** A background render's outcome: a page to store, or why there is none to store. */
+export type BackgroundResult =
+  | { entry: CacheEntry; vary: string[] }
+  | { entry: undefined; uncacheable: string };
+
+/**
+ * Renders `url` through the app for a synthetic anonymous request carrying exactly
+ * `requestHeaders`, within `regenerateTimeout`, and turns a complete 2xx answer into an entry
+ * (with its br/gzip variants). Rejects when the app throws, answers non-2xx, falls through to
+ * the final handler, cuts the response off or runs past the deadline: the caller keeps what it
+ * had. Used by regeneration and prerendering alike.
+ */
+export async function renderInBackground(
+  engine: Engine,
+  app: RequestHandler,
+  url: string,
+  requestHeaders: Record<string, string>,
+): Promise<BackgroundResult> {
+  const { options } = engine;
+  const startedAt = engine.renderStart();
+  const { req, res } = syntheticExchange(url, requestHeaders);
+  installResponseConfig(res as IsrResponse);
+  const captured = captureResponse(res, { maxBodySize: options.maxBodySize });
+  let failure: Error | undefined;
+  let result: Awaited<typeof captured>;
+  try {
+    app(req, res, (err?: unknown) => {
+      // Reached only when no route answered or an error got past the app's handlers.
+      failure = err instanceof Error ? err : new Error(err ? String(err) : 'no route answered');
+      if (!res.headersSent) res.statusCode = 500;
+      res.end();
+    });
+    result = await withTimeout(
+      captured,
+      options.regenerateTimeout,
+      `the render took longer than ${options.regenerateTimeout} ms`,
+    );
+    if (failure !== undefined) throw failure;
+    if (result.incomplete !== undefined) throw new Error(`the response was ${result.incomplete}`);
+  } catch (error) {
+    res.destroy(); // stop whatever the route is still doing from writing into a dead response
+    throw error;
+  }
+  if (result.status < 200 || result.status >= 300)
+    throw new Error(`the app answered ${result.status}`);
+  const { revalidate, tags } = responseConfig(res as IsrResponse, options.revalidate);
+  const uncacheable = responseUncacheableReason(result.status, result.headers, revalidate, options);
+  if (uncacheable !== undefined) return { entry: undefined, uncacheable };
+  const entry = await buildEntry(result, {
+    url,
+    requestHeaders,
+    generatedAt: startedAt,
+    revalidate,
+    tags,
+    compressThreshold: options.compressThreshold,
+  });
+  return { entry, vary: varyNames(result.headers) };
+}
