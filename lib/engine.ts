@@ -1,18 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { type Freshness, freshness } from './freshness';
 import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
-import { inProcessLock, type Lock } from './lease';
+import type { Lock } from './lease';
 import type { ResolvedOptions } from './options';
 import { debug, Reporter } from './report';
-import { GuardedStore } from './stores/guarded-store';
-import { type KeyvLike, KeyvStore } from './stores/keyv-store';
-import { KeyvTagClocks } from './stores/keyv-tag-clocks';
-import { L1 } from './stores/l1';
+import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
-import { keyvFromUrl, redisLinkOf } from './stores/redis';
-import { type CacheEvent, RedisEvents } from './stores/redis-events';
-import { RedisLock } from './stores/redis-lock';
-import { MemoryTagClocks, type TagClocks } from './tag-clocks';
+import type { CacheEvent, RedisEvents } from './stores/redis-events';
+import { type Backend, openTiers } from './stores/tiers';
+import type { TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
 
@@ -29,16 +25,6 @@ export interface Lookup {
   local: boolean;
   /** The L1 epoch when the lookup began: a copy read in an older epoch is not kept. */
   epoch: number;
-}
-
-/**
- * The store as the engine uses it: the memory store answers synchronously; a remote store is
- * guarded (bounded in time, failing open) and says with `false` when a write did not happen.
- */
-interface Backend {
-  get(key: string): StoredValue | undefined | Promise<StoredValue | undefined>;
-  set(key: string, value: StoredValue): unknown;
-  delete(key: string): unknown;
 }
 
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
@@ -71,49 +57,13 @@ export class Engine {
     this.reporter = new Reporter(options);
     this.keepParam = queryFilter(options.ignoreQuery, options.allowQuery);
     this.app = options.app;
-    let given = options.store;
-    if (typeof given === 'string') {
-      const { keyv, close } = keyvFromUrl(given, options.storeTimeout);
-      this.owned = { close };
-      given = keyv;
-    }
-    if (given === undefined || given instanceof MemoryStore) {
-      this.store = given ?? new MemoryStore({ maxSize: options.maxSize });
-      this.clocks = new MemoryTagClocks();
-      this.lock = options.lock ?? inProcessLock;
-      return;
-    }
-    const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
-      timeout: options.storeTimeout,
-      now: options.now,
-      onOutage: (error) => this.reporter.storeOutage(error),
-      onRecovery: () => this.reporter.storeRecovered(),
-    });
-    this.store = guarded;
-    this.clocks = new KeyvTagClocks(guarded);
-    const link = redisLinkOf(given as KeyvLike);
-    const quiet = (error: unknown) =>
-      debug('redis: %s', String((error as Error)?.message ?? error));
-    this.lock =
-      options.lock ?? (link ? new RedisLock(link, (call) => guarded.attempt(call)) : inProcessLock);
-    if (link !== undefined && options.l1 !== false) {
-      const l1 = new L1(options.l1.maxSize);
-      this.l1 = l1;
-      this.events = new RedisEvents(link, options.storeTimeout, {
-        onEvent: (event) => {
-          if (event.type === 'bump') l1.bump(event.tags, event.kind, event.at);
-          else l1.drop(event.key);
-        },
-        onLive: (live) => {
-          debug(
-            'l1: %s',
-            live ? 'events flowing, serving from memory' : 'events interrupted, emptied',
-          );
-          l1.setLive(live);
-        },
-        onFailure: quiet,
-      });
-    }
+    const tiers = openTiers(options, this.reporter);
+    this.store = tiers.store;
+    this.clocks = tiers.clocks;
+    this.lock = tiers.lock;
+    this.l1 = tiers.l1;
+    this.events = tiers.events;
+    this.owned = tiers.owned;
   }
 
   /** Starts what runs in the background (the L1 events); idempotent. */

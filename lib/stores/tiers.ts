@@ -1,0 +1,90 @@
+import { inProcessLock, type Lock } from '../lease';
+import type { ResolvedOptions } from '../options';
+import { debug, type Reporter } from '../report';
+import { MemoryTagClocks, type TagClocks } from '../tag-clocks';
+import type { StoredValue } from '../types';
+import { GuardedStore } from './guarded-store';
+import { type KeyvLike, KeyvStore } from './keyv-store';
+import { KeyvTagClocks } from './keyv-tag-clocks';
+import { L1 } from './l1';
+import { MemoryStore } from './memory-store';
+import { keyvFromUrl, redisLinkOf } from './redis';
+import { RedisEvents } from './redis-events';
+import { RedisLock } from './redis-lock';
+
+/**
+ * The store as the engine uses it: the memory store answers synchronously; a remote store is
+ * guarded (bounded in time, failing open) and says with `false` when a write did not happen.
+ */
+export interface Backend {
+  get(key: string): StoredValue | undefined | Promise<StoredValue | undefined>;
+  set(key: string, value: StoredValue): unknown;
+  delete(key: string): unknown;
+}
+
+export interface Tiers {
+  store: Backend;
+  clocks: TagClocks;
+  lock: Lock;
+  /** With Redis: the in-process copy and the events that keep it coherent. */
+  l1?: L1;
+  events?: RedisEvents;
+  /** A store `isr()` created itself (from a URL), closed by `close()`. */
+  owned?: { close(): Promise<void> };
+}
+
+/**
+ * Builds the storage tiers from the options: the bounded memory store on its own; or a Keyv
+ * store behind a guard (timeouts, circuit breaker), with tag clocks in it — plus, when it is
+ * `@keyv/redis`, a Redis lease and an L1 kept coherent by pub/sub.
+ */
+export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
+  let given = options.store;
+  let owned: Tiers['owned'];
+  if (typeof given === 'string') {
+    const opened = keyvFromUrl(given, options.storeTimeout);
+    owned = { close: opened.close };
+    given = opened.keyv;
+  }
+  if (given === undefined || given instanceof MemoryStore) {
+    return {
+      store: given ?? new MemoryStore({ maxSize: options.maxSize }),
+      clocks: new MemoryTagClocks(),
+      lock: options.lock ?? inProcessLock,
+    };
+  }
+  const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
+    timeout: options.storeTimeout,
+    now: options.now,
+    onOutage: (error) => reporter.storeOutage(error),
+    onRecovery: () => reporter.storeRecovered(),
+  });
+  const tiers: Tiers = {
+    store: guarded,
+    clocks: new KeyvTagClocks(guarded),
+    lock: inProcessLock,
+    owned,
+  };
+  const link = redisLinkOf(given as KeyvLike);
+  tiers.lock =
+    options.lock ?? (link ? new RedisLock(link, (call) => guarded.attempt(call)) : inProcessLock);
+  if (link !== undefined && options.l1 !== false) {
+    const l1 = new L1(options.l1.maxSize);
+    tiers.l1 = l1;
+    tiers.events = new RedisEvents(link, options.storeTimeout, {
+      onEvent: (event) => {
+        if (event.type === 'bump') l1.bump(event.tags, event.kind, event.at);
+        else l1.drop(event.key);
+      },
+      onLive: (live) => {
+        debug(
+          'l1: %s',
+          live ? 'events flowing, serving from memory' : 'events interrupted, emptied',
+        );
+        l1.setLive(live);
+      },
+      onFailure: (error) => debug('redis: %s', String((error as Error)?.message ?? error)),
+    });
+  }
+  return tiers;
+}
