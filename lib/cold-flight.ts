@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { type Engine, LEASE_TTL_MS } from './engine';
+import { inProcessLock } from './lease';
 import { type MissTarget, renderMiss, variantMatches } from './miss';
 import { replay } from './replay';
 import { debug } from './report';
@@ -69,6 +70,14 @@ export class ColdFlights {
         }
       } else {
         release = () => void lease.release();
+        // Another instance may have stored the page between our lookup and our lease.
+        const stored = await this.storedElsewhere(target.key, req.headers);
+        if (stored !== undefined) {
+          debug('miss: %s rendered by another instance meanwhile', variantKey);
+          forget();
+          replay(req, res, stored, 'MISS', o.now(), o.cacheControl);
+          return stored;
+        }
       }
       return this.render(req, res, handOver, target, forget);
     })().catch((error) => {
@@ -106,6 +115,18 @@ export class ColdFlights {
       this.storing.add(tracked);
     }
     return entry;
+  }
+
+  /** A fresh entry for this request in the shared store, if the lock is shared at all. */
+  private async storedElsewhere(
+    key: string,
+    headers: IncomingMessage['headers'],
+  ): Promise<CacheEntry | undefined> {
+    if (this.engine.lock === inProcessLock) return undefined; // one process: nobody else stores
+    const found = await this.engine.lookup(key, headers);
+    if (found.entry === undefined || !variantMatches(found.entry, headers)) return undefined;
+    const state = await this.engine.freshness(found.entry, found);
+    return state.state === 'fresh' ? found.entry : undefined;
   }
 
   /** Polls the store for the entry another instance is rendering, while it holds the lease. */

@@ -100,6 +100,13 @@ export class Regenerator {
       debug('regenerate: %s left to the instance holding its lease', variantKey);
       return;
     }
+    const current = await engine.lookupEntry(variantKey);
+    if (current !== undefined && current.generatedAt > previous.generatedAt) {
+      // Another instance regenerated it between our read and our lease.
+      debug('regenerate: %s already regenerated elsewhere', variantKey);
+      await lease.release();
+      return;
+    }
     debug('regenerate: %s started', variantKey);
     const startedAt = engine.options.now();
     try {

@@ -10,6 +10,8 @@ export interface GuardOptions {
   onOutage: (error: Error) => void;
   /** Called once when a call succeeds again after an outage. */
   onRecovery: () => void;
+  /** Awaited before each call (within its timeout): e.g. until a Redis client is connected. */
+  ready?: () => Promise<void>;
 }
 
 /** After a failure, calls fail at once for this long; then one call probes the store. */
@@ -59,8 +61,9 @@ export class GuardedStore {
   async attempt<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
     if (this.failing && this.options.now() < this.openUntil) return { ok: false };
     try {
+      const ready = this.options.ready;
       const value = await withTimeout(
-        fn(),
+        ready ? ready().then(fn) : fn(),
         this.options.timeout,
         `store call timed out after ${this.options.timeout} ms`,
       );

@@ -28,6 +28,8 @@ export class RedisEvents {
   private liveState = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private closed = false;
+  /** A connection attempt under way, which `close()` waits for. */
+  private connecting: Promise<void> | undefined;
   private readonly channel: string;
 
   constructor(
@@ -63,6 +65,7 @@ export class RedisEvents {
         this.timeout,
         'pub/sub: no Redis connection',
       );
+      if (this.closed) return; // close() ran meanwhile: open nothing
       subscriber = client.duplicate();
       this.subscriber = subscriber;
       subscriber.on('error', (error) => {
@@ -107,12 +110,18 @@ export class RedisEvents {
     this.setLive(false);
     const subscriber = this.subscriber;
     this.subscriber = undefined;
+    // Shut the subscriber first: that also cuts short a connection attempt still under way.
     if (subscriber !== undefined) await shutDown(subscriber);
+    await this.connecting;
   }
 
   private beat(): void {
     if (this.closed) return;
-    if (this.subscriber === undefined) void this.connect();
+    if (this.subscriber === undefined && this.connecting === undefined) {
+      this.connecting = this.connect().finally(() => {
+        this.connecting = undefined;
+      });
+    }
     if (this.liveState && Date.now() - this.lastBeat > HEARTBEAT_GRACE_MS) this.setLive(false);
     this.link
       .client()

@@ -28,6 +28,11 @@ export interface RedisSubscriber {
   isReady?: boolean;
 }
 
+interface RedisEventSource {
+  isReady: boolean;
+  once(event: 'ready', listener: () => void): unknown;
+}
+
 interface KeyvRedisLike {
   getClient(): Promise<RedisCommands>;
   client: unknown;
@@ -52,6 +57,11 @@ function namespaceOf(keyv: KeyvLike, adapter: KeyvRedisLike): string {
 export interface RedisLink {
   /** Connects (once) and gives the node-redis client behind the store. */
   client(): Promise<RedisCommands>;
+  /**
+   * Resolves once the client can take commands. `@keyv/redis` hands the client out while it is
+   * still connecting; with `disableOfflineQueue` a command sent then fails at once.
+   */
+  ready(): Promise<void>;
   /** Prefix for lease keys and the event channel, from the store's namespace. */
   prefix: string;
 }
@@ -60,7 +70,13 @@ export interface RedisLink {
 export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
   const adapter = redisAdapterOf(keyv);
   if (adapter === undefined) return undefined;
-  return { client: () => adapter.getClient(), prefix: namespaceOf(keyv, adapter) };
+  const client = () => adapter.getClient();
+  const ready = async () => {
+    const c = (await client()) as RedisCommands & Partial<RedisEventSource>;
+    if (c.isReady !== false || typeof c.once !== 'function') return;
+    await new Promise<void>((resolve) => c.once?.('ready', () => resolve()));
+  };
+  return { client, ready, prefix: namespaceOf(keyv, adapter) };
 }
 
 /**

@@ -53,11 +53,13 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
       lock: options.lock ?? inProcessLock,
     };
   }
+  const link = redisLinkOf(given as KeyvLike);
   const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
     timeout: options.storeTimeout,
     now: options.now,
     onOutage: (error) => reporter.storeOutage(error),
     onRecovery: () => reporter.storeRecovered(),
+    ready: link?.ready,
   });
   const tiers: Tiers = {
     store: guarded,
@@ -65,7 +67,6 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     lock: inProcessLock,
     owned,
   };
-  const link = redisLinkOf(given as KeyvLike);
   tiers.lock =
     options.lock ?? (link ? new RedisLock(link, (call) => guarded.attempt(call)) : inProcessLock);
   if (link !== undefined && options.l1 !== false) {
