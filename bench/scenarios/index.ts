@@ -3,10 +3,11 @@
  * `bench/scenarios/<group>-<name>.ts` exporting a `Scenario` and list it here.
  */
 import type { Scenario } from '../lib/scenario';
+import { sharedStoreHits } from './shared-store-hits';
 import { hitCost } from './tag-clocks-hit-cost';
 import { revalidateScale } from './tag-clocks-revalidate-scale';
 
-export const scenarios: readonly Scenario[] = [revalidateScale, hitCost];
+export const scenarios: readonly Scenario[] = [revalidateScale, hitCost, sharedStoreHits];
 
 export function findScenario(name: string | undefined): Scenario | undefined {
   return scenarios.find((s) => s.name === name);
