@@ -43,7 +43,7 @@ export class ColdFlights {
       const shared = await waitAtMost(running, o.regenerateTimeout);
       if (shared !== undefined && variantMatches(shared, req.headers)) {
         debug('miss: %s served from the render it waited for', variantKey);
-        return replay(req, res, shared, 'MISS', o.now(), o.cacheControl);
+        return replay(req, res, shared, 'MISS', o.now(), o, true);
       }
       // Not shareable (personalised, failed, another variant): render for ourselves.
       this.render(req, res, once(next), target).catch((error) =>
@@ -65,7 +65,7 @@ export class ColdFlights {
         if (elsewhere !== undefined) {
           debug('miss: %s rendered by another instance', variantKey);
           forget();
-          replay(req, res, elsewhere, 'MISS', o.now(), o.cacheControl);
+          replay(req, res, elsewhere, 'MISS', o.now(), o);
           return elsewhere;
         }
       } else {
@@ -75,7 +75,7 @@ export class ColdFlights {
         if (stored !== undefined) {
           debug('miss: %s rendered by another instance meanwhile', variantKey);
           forget();
-          replay(req, res, stored, 'MISS', o.now(), o.cacheControl);
+          replay(req, res, stored, 'MISS', o.now(), o);
           return stored;
         }
       }

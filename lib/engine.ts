@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { type Freshness, freshness } from './freshness';
 import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
 import type { Lock } from './lease';
+import { Observer } from './observe';
 import type { ResolvedOptions } from './options';
+import { prometheusSink } from './prometheus';
 import { debug, Reporter } from './report';
 import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
@@ -11,6 +13,7 @@ import { type Backend, openTiers } from './stores/tiers';
 import type { TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
+import { warnOnce } from './warnings';
 
 /** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
 export interface Lookup {
@@ -43,6 +46,8 @@ export class Engine {
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
+  /** Counts and events: `cache.stats()`, `cache.on(...)`. */
+  readonly observer = new Observer();
   /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
   readonly index = new TagIndex();
   private readonly l1: L1 | undefined;
@@ -54,7 +59,8 @@ export class Engine {
   private lastRenderStart = 0;
 
   constructor(readonly options: ResolvedOptions) {
-    this.reporter = new Reporter(options);
+    this.reporter = new Reporter(options, (error) => this.observer.storeError(error));
+    if (options.metrics !== undefined) this.observer.addSink(prometheusSink(options.metrics));
     this.keepParam = queryFilter(options.ignoreQuery, options.allowQuery);
     this.app = options.app;
     const tiers = openTiers(options, this.reporter);
@@ -100,6 +106,23 @@ export class Engine {
     this.l1?.bump(tags, kind, at);
     await this.broadcast({ type: 'bump', tags: [...tags], kind, at });
     return at;
+  }
+
+  /** A warning with a stable code, printed once per process unless silenced. */
+  warn(code: string, message: string): void {
+    warnOnce(this.options.logger, code, message, this.options.silence);
+  }
+
+  /** A response the cache may not store: counted, logged, and explained once when it is a cookie. */
+  noteUncacheable(url: string, reason: string): void {
+    debug('bypass: %s (%s)', url, reason);
+    this.observer.bypass(url, reason);
+    if (reason === 'set-cookie') {
+      this.warn(
+        'ISR_SET_COOKIE',
+        `${url} sets a cookie, so it is never cached (a cookie is personal; a cached page is shared). Set cookies on routes isr() does not cache, or client-side.`,
+      );
+    }
   }
 
   canonical(rawUrl: string): { path: string; url: string } {

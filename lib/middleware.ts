@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ColdFlights } from './cold-flight';
 import { requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
-import { pageTag } from './key';
+import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
 import { Regenerator } from './regenerate';
@@ -13,13 +13,15 @@ import {
   modeProblem,
   pathProblem,
   type RevalidatePathOptions,
+  type RevalidateRequest,
   type RevalidateTagOptions,
   Revalidator,
   tagProblem,
   typeProblem,
 } from './revalidate';
+import { markState } from './state-header';
 import { isRegeneration } from './synthetic-request';
-import type { IsrRequest, IsrResponse, RequestHandler } from './types';
+import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 
 /** The middleware returned by `isr()`, carrying the cache's methods. */
 export interface IsrMiddleware {
@@ -33,6 +35,16 @@ export interface IsrMiddleware {
   revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
   /** Like `revalidatePath`, for every page tagged `tag` (by `res.isr`, `Cache-Tag`, `Surrogate-Key`). */
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
+  /**
+   * Several paths and tags in one invalidation (one event, one `onRevalidate` call): what the
+   * webhook uses. Every target is checked before anything is invalidated.
+   */
+  revalidate(request: RevalidateRequest): Promise<void>;
+  /** What the cache did since it was created: requests by state, regenerations, revalidations. */
+  stats(): IsrStats;
+  /** Listens to an event (`hit`, `stale`, `miss`, `bypass`, `regenerate:*`, `revalidate`, `store:error`). */
+  on<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
+  off<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
   /**
    * Renders `paths` ahead of their first visitor and stores them (`concurrency` at a time,
    * default 4); a page already fresh is left alone and a fresher entry is never replaced.
@@ -72,7 +84,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     const bypass = requestBypassReason(req, o);
     if (bypass !== undefined) {
       debug('bypass: %s %s (%s)', req.method, req.url, bypass);
-      res.setHeader('x-isr-cache', 'BYPASS');
+      engine.observer.bypass(req.url ?? '/', bypass);
+      markState(res, 'BYPASS', { reason: bypass }, o.cacheStatus);
       if (o.invalidateOnUnsafe && req.method !== 'GET' && req.method !== 'HEAD') {
         invalidateAfterSuccess(req, res);
       }
@@ -105,13 +118,16 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
       if (!engine.index.has(variantKey)) engine.index.add({ key, variantKey }, clockTags(entry));
       const state = await engine.freshness(entry, found);
+      const now = o.now();
       if (state.state === 'fresh') {
         debug('hit: %s', variantKey);
-        return replay(req, res, entry, 'HIT', o.now(), o.cacheControl);
+        engine.observer.hit(variantKey, ageOf(entry, now));
+        return replay(req, res, entry, 'HIT', now, o);
       }
       if (state.state === 'stale') {
         debug('stale: %s (%s)', variantKey, state.reason);
-        replay(req, res, entry, 'STALE', o.now(), o.cacheControl);
+        engine.observer.stale(variantKey, ageOf(entry, now), state.reason);
+        replay(req, res, entry, 'STALE', now, o);
         return regenerator.trigger(key, variantKey, entry);
       }
       debug('expired: %s (%s)', variantKey, state.reason);
@@ -125,24 +141,44 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     res.once('finish', () => {
       if (res.statusCode >= 400) return;
       debug('invalidate: %s after %s %d', path, req.method, res.statusCode);
-      engine
-        .bump([pageTag(path)], 'stale')
+      revalidator
+        .revalidate({
+          paths: [path],
+          tags: [],
+          type: 'page',
+          mode: 'stale',
+          source: 'unsafe-method',
+        })
         .catch((error) => engine.reporter.error(error, { phase: 'store-write' }));
     });
   }
 
   async function revalidatePath(path: string, options: RevalidatePathOptions = {}): Promise<void> {
     const { type = 'page', mode = 'stale' } = checkedOptions(options, 'revalidatePath');
-    const problem = pathProblem(path) ?? typeProblem(type) ?? modeProblem(mode);
-    if (problem !== undefined) throw new TypeError(`[express-isr] revalidatePath: ${problem}`);
-    await revalidator.revalidate({ paths: [path], tags: [], type, mode });
+    await revalidate({ paths: [path], type, mode }, 'revalidatePath');
   }
 
   async function revalidateTag(tag: string, options: RevalidateTagOptions = {}): Promise<void> {
     const { mode = 'stale' } = checkedOptions(options, 'revalidateTag');
-    const problem = tagProblem(tag) ?? modeProblem(mode);
-    if (problem !== undefined) throw new TypeError(`[express-isr] revalidateTag: ${problem}`);
-    await revalidator.revalidate({ paths: [], tags: [tag], type: 'page', mode });
+    await revalidate({ tags: [tag], mode }, 'revalidateTag');
+  }
+
+  async function revalidate(request: RevalidateRequest, method = 'revalidate'): Promise<void> {
+    const {
+      paths = [],
+      tags = [],
+      type = 'page',
+      mode = 'stale',
+      source = 'api',
+    } = checkedOptions(request, method);
+    const problem =
+      (Array.isArray(paths) ? paths.map(pathProblem).find(Boolean) : 'paths must be an array') ??
+      (Array.isArray(tags) ? tags.map(tagProblem).find(Boolean) : 'tags must be an array') ??
+      typeProblem(type) ??
+      modeProblem(mode) ??
+      (source === 'api' || source === 'webhook' ? undefined : 'source must be "api" or "webhook"');
+    if (problem !== undefined) throw new TypeError(`[express-isr] ${method}: ${problem}`);
+    await revalidator.revalidate({ paths, tags, type, mode, source });
   }
 
   async function idle(): Promise<void> {
@@ -167,10 +203,22 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   return Object.assign(isrMiddleware, {
     revalidatePath,
     revalidateTag,
+    revalidate: (request: RevalidateRequest) => revalidate(request),
+    stats: () => engine.observer.snapshot(),
+    on: <K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void) => {
+      engine.observer.emitter.on(name, listener);
+    },
+    off: <K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void) => {
+      engine.observer.emitter.off(name, listener);
+    },
     prerender: prerenderPaths,
     idle,
     close,
   });
+}
+
+function ageOf(entry: CacheEntry, now: number): number {
+  return Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
 }
 
 function checkedOptions<T extends object>(options: T, method: string): T {

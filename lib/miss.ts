@@ -3,10 +3,11 @@ import { captureResponse } from './capture';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
-import { notModified } from './replay';
+import { cdnTagValue, notModified } from './replay';
 import { debug } from './report';
 import { responseConfig } from './response-config';
 import { sharedRequestHeaders, useSharedHeaders } from './shared-request';
+import { markState } from './state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 
 export interface MissResult {
@@ -63,7 +64,7 @@ export function renderMiss(
   const captured = captureResponse(res, {
     maxBodySize: options.maxBodySize,
     beforeHeaders(wholeBody) {
-      const { revalidate } = responseConfig(res, options.revalidate);
+      const { revalidate, tags } = responseConfig(res, options.revalidate);
       const reason = responseUncacheableReason(
         res.statusCode,
         res.getHeaders(),
@@ -71,11 +72,15 @@ export function renderMiss(
         options,
       );
       if (reason !== undefined) {
-        debug('bypass: %s (%s)', target.url, reason);
-        res.setHeader('x-isr-cache', 'BYPASS');
+        engine.noteUncacheable(target.url, reason);
+        markState(res, 'BYPASS', { reason }, options.cacheStatus);
         return undefined;
       }
-      res.setHeader('x-isr-cache', 'MISS');
+      engine.observer.miss(target.key);
+      markState(res, 'MISS', { stored: true }, options.cacheStatus);
+      if (options.cdnTags !== false && tags.length > 0 && !res.hasHeader(options.cdnTags)) {
+        res.setHeader(options.cdnTags, cdnTagValue(tags, options.cdnTags));
+      }
       if (!res.hasHeader('etag') && wholeBody !== undefined)
         res.setHeader('etag', strongEtag(wholeBody));
       const control = options.cacheControl?.({

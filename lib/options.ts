@@ -1,13 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { Lock } from './lease';
+import type { MetricsOptions } from './prometheus';
 import { type CacheControlBuilder, defaultCacheControl } from './replay';
 import { isKeyvLike, type KeyvLike } from './stores/keyv-store';
 import type { EntryStore } from './stores/types';
-import type { RequestHandler } from './types';
+import type { RequestHandler, RevalidateMode } from './types';
 
 /** Where a reported error came from. */
 export interface ErrorContext {
-  phase: 'regenerate' | 'prerender' | 'store' | 'store-write' | 'miss';
+  phase: 'regenerate' | 'prerender' | 'store' | 'store-write' | 'miss' | 'on-revalidate';
   key?: string;
   /** For `regenerate`: how many attempts in a row have failed. */
   attempt?: number;
@@ -113,6 +114,27 @@ export interface IsrOptions {
    * (`req.app`, up to the top-level app); pass it for Connect or plain `node:http`.
    */
   app?: RequestHandler;
+  /** Send the standard `Cache-Status` header (RFC 9211) beside `x-isr-cache`. @default true */
+  cacheStatus?: boolean;
+  /**
+   * Send the page's tags to a CDN in front, so it can purge by the same tags: in a `Cache-Tag`
+   * (Cloudflare, Akamai) or `Surrogate-Key` (Fastly) response header; `false` = none.
+   * @default 'Cache-Tag'
+   */
+  cdnTags?: 'Cache-Tag' | 'Surrogate-Key' | false;
+  /**
+   * Called after every invalidation (methods, webhook, unsafe methods), to forward it to a
+   * CDN's purge API. Its errors are reported, never thrown at the caller.
+   */
+  onRevalidate?: (event: {
+    paths: string[];
+    tags: string[];
+    mode: RevalidateMode;
+  }) => void | Promise<void>;
+  /** Prometheus metrics through prom-client, registered on your registry (see README). */
+  metrics?: MetricsOptions;
+  /** Warning codes not to print, e.g. `['ISR_SHORT_REVALIDATE']` (see README, Warnings). */
+  silence?: string[];
   /** Receives errors that clients never see: failed regenerations, store outages. */
   onError?: (error: Error, context: ErrorContext) => void;
   /** Where warnings and default error reports go. @default console */
@@ -143,6 +165,11 @@ export interface ResolvedOptions {
   invalidateOnUnsafe: boolean;
   app: RequestHandler | undefined;
   onError: ((error: Error, context: ErrorContext) => void) | undefined;
+  cacheStatus: boolean;
+  cdnTags: 'cache-tag' | 'surrogate-key' | false;
+  onRevalidate: IsrOptions['onRevalidate'];
+  metrics: MetricsOptions | undefined;
+  silence: string[];
   logger: Pick<Console, 'warn' | 'error'>;
   now: () => number;
 }
@@ -160,6 +187,9 @@ const DEFAULTS = {
   compress: true as boolean | number,
   cacheControl: true as boolean | CacheControlBuilder,
   invalidateOnUnsafe: true,
+  cacheStatus: true,
+  cdnTags: 'Cache-Tag' as 'Cache-Tag' | 'Surrogate-Key' | false,
+  silence: [] as string[],
   logger: console as Pick<Console, 'warn' | 'error'>,
   now: Date.now as () => number,
 };
@@ -236,6 +266,15 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     fail('invalidateOnUnsafe', 'a boolean', o.invalidateOnUnsafe);
   optionalFunction('app', o.app);
   optionalFunction('onError', o.onError);
+  if (typeof o.cacheStatus !== 'boolean') fail('cacheStatus', 'a boolean', o.cacheStatus);
+  if (o.cdnTags !== false && o.cdnTags !== 'Cache-Tag' && o.cdnTags !== 'Surrogate-Key') {
+    fail('cdnTags', '"Cache-Tag", "Surrogate-Key" or false', o.cdnTags);
+  }
+  optionalFunction('onRevalidate', o.onRevalidate);
+  if (o.metrics !== undefined && typeof o.metrics?.registry?.registerMetric !== 'function') {
+    fail('metrics', 'an object like { registry } with a prom-client Registry', o.metrics);
+  }
+  stringList('silence', o.silence);
   if (typeof o.logger?.warn !== 'function' || typeof o.logger?.error !== 'function') {
     fail('logger', 'an object with warn and error methods', o.logger);
   }
@@ -269,6 +308,12 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     invalidateOnUnsafe: o.invalidateOnUnsafe,
     app: o.app,
     onError: o.onError,
+    cacheStatus: o.cacheStatus,
+    cdnTags:
+      o.cdnTags === false ? false : (o.cdnTags.toLowerCase() as 'cache-tag' | 'surrogate-key'),
+    onRevalidate: o.onRevalidate,
+    metrics: o.metrics,
+    silence: [...o.silence],
     logger: o.logger,
     now: o.now,
   };

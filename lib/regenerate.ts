@@ -12,6 +12,8 @@ const MAX_FAILURES = 10_000;
 interface Failure {
   attempt: number;
   retryAt: number;
+  /** The error's message, for inspection. */
+  error: string;
 }
 
 /**
@@ -108,7 +110,8 @@ export class Regenerator {
       return;
     }
     debug('regenerate: %s started', variantKey);
-    const startedAt = engine.options.now();
+    engine.observer.regenerateStart(variantKey, previous.url);
+    const startedAt = performance.now();
     try {
       const result = await renderInBackground(engine, app, previous.url, previous.requestHeaders);
       if (result.entry === undefined) {
@@ -121,22 +124,36 @@ export class Regenerator {
         await engine.remove(variantKey);
       } else {
         await engine.save(key, result.entry, result.vary);
-        debug('regenerate: %s done in %d ms', variantKey, engine.options.now() - startedAt);
+        const duration = performance.now() - startedAt;
+        debug('regenerate: %s done in %d ms', variantKey, Math.round(duration));
+        engine.observer.regenerateSuccess(
+          variantKey,
+          previous.url,
+          duration,
+          result.entry.body.length,
+        );
       }
       this.failures.delete(variantKey);
     } catch (error) {
-      this.recordFailure(variantKey, error);
+      this.recordFailure(variantKey, previous.url, error);
     } finally {
       await lease.release();
     }
   }
 
-  private recordFailure(key: string, error: unknown): void {
+  /** The last failure of `variantKey`'s regeneration, while it is backing off. */
+  failureOf(variantKey: string): Readonly<Failure> | undefined {
+    return this.failures.get(variantKey);
+  }
+
+  private recordFailure(key: string, url: string, error: unknown): void {
+    const err = error instanceof Error ? error : new Error(String(error));
     const attempt = (this.failures.get(key)?.attempt ?? 0) + 1;
     const delay = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempt - 1));
     const retryAt = this.engine.options.now() + delay;
     this.failures.delete(key);
-    this.failures.set(key, { attempt, retryAt });
+    this.failures.set(key, { attempt, retryAt, error: err.message });
+    this.engine.observer.regenerateError(key, url, err, attempt, retryAt);
     if (this.failures.size > MAX_FAILURES) {
       this.failures.delete(this.failures.keys().next().value as string);
     }

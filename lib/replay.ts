@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
+import { markState } from './state-header';
 import type { CacheEntry } from './types';
 
 export type CacheState = 'HIT' | 'STALE' | 'MISS';
@@ -36,6 +37,21 @@ export const defaultCacheControl: CacheControlBuilder = ({
     .filter((d) => d !== '' && !/^(s-maxage|stale-while-revalidate)\b/i.test(d));
   return [...own, `s-maxage=${remaining}`, `stale-while-revalidate=${window}`].join(', ');
 };
+
+/** The options replay follows. */
+export interface ReplaySettings {
+  cacheControl: CacheControlBuilder | undefined;
+  cacheStatus: boolean;
+  cdnTags: 'cache-tag' | 'surrogate-key' | false;
+}
+
+/** `Cache-Tag` is comma-separated; `Surrogate-Key` is space-separated. */
+export function cdnTagValue(
+  tags: readonly string[],
+  header: 'cache-tag' | 'surrogate-key',
+): string {
+  return header === 'cache-tag' ? tags.join(',') : tags.join(' ');
+}
 
 /** Per-entry work done once, not per hit. */
 interface Prepared {
@@ -83,7 +99,8 @@ export function replay(
   entry: CacheEntry,
   state: CacheState,
   now: number,
-  cacheControl: CacheControlBuilder | undefined,
+  settings: ReplaySettings,
+  collapsed = false,
 ): void {
   const p = prepare(entry);
   const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
@@ -91,9 +108,13 @@ export function replay(
   res.setHeader('date', p.date);
   res.setHeader('age', String(age));
   res.setHeader('etag', entry.etag);
-  res.setHeader('x-isr-cache', state);
+  const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
+  markState(res, state, { ttl, collapsed }, settings.cacheStatus);
+  if (settings.cdnTags !== false && entry.tags.length > 0) {
+    res.setHeader(settings.cdnTags, cdnTagValue(entry.tags, settings.cdnTags));
+  }
   if (p.vary !== undefined) res.setHeader('vary', p.vary);
-  const control = cacheControl?.({
+  const control = settings.cacheControl?.({
     revalidate: entry.revalidate,
     age,
     state,

@@ -13,7 +13,10 @@ export const debug: (format: string, ...args: unknown[]) => void = createDebug('
  * when it ends — not once per request.
  */
 export class Reporter {
-  constructor(private readonly options: Pick<ResolvedOptions, 'onError' | 'logger'>) {}
+  constructor(
+    private readonly options: Pick<ResolvedOptions, 'onError' | 'logger'>,
+    private readonly onStoreOutage: (error: Error) => void = () => {},
+  ) {}
 
   error(error: unknown, context: ErrorContext): void {
     const err = error instanceof Error ? error : new Error(String(error));
@@ -37,6 +40,7 @@ export class Reporter {
   }
 
   storeOutage(error: Error): void {
+    this.onStoreOutage(error);
     this.error(error, { phase: 'store' });
   }
 

@@ -11,6 +11,17 @@ export interface RevalidatePathOptions {
   mode?: RevalidateMode;
 }
 
+/** Several targets at once: `cache.revalidate({ paths, tags, type, mode })`. */
+export interface RevalidateRequest {
+  paths?: string[];
+  tags?: string[];
+  /** How `paths` are matched (see `revalidatePath`). */
+  type?: 'page' | 'layout';
+  mode?: RevalidateMode;
+  /** Who asks, for events and metrics. @default 'api' (the webhook says 'webhook') */
+  source?: 'api' | 'webhook';
+}
+
 /** Options of `revalidateTag`. */
 export interface RevalidateTagOptions {
   mode?: RevalidateMode;
@@ -22,6 +33,8 @@ export interface RevalidationRequest {
   tags: string[];
   type: 'page' | 'layout';
   mode: RevalidateMode;
+  /** Who asked, for events and metrics. */
+  source: 'api' | 'webhook' | 'unsafe-method';
 }
 
 export const MODES: readonly RevalidateMode[] = ['stale', 'expire', 'regenerate'];
@@ -106,8 +119,22 @@ export class Revalidator {
     ];
     if (clockTags.length === 0) return;
     await engine.bump(clockTags, request.mode === 'expire' ? 'expire' : 'stale');
-    debug('revalidate: %s (%s)', clockTags.join(' '), request.mode);
+    debug('revalidate: %s (%s, from %s)', clockTags.join(' '), request.mode, request.source);
+    const { paths, tags, mode, source } = request;
+    engine.observer.revalidate({ paths, tags, mode, source });
+    this.forward({ paths, tags, mode });
     if (request.mode === 'regenerate') this.regenerateAll(clockTags);
+  }
+
+  /** The `onRevalidate` hook (e.g. a CDN purge): in the background, errors reported. */
+  private forward(event: { paths: string[]; tags: string[]; mode: RevalidateMode }): void {
+    const hook = this.engine.options.onRevalidate;
+    if (hook === undefined) return;
+    this.regenerator.track(
+      (async () => {
+        await hook(event);
+      })().catch((error) => this.engine.reporter.error(error, { phase: 'on-revalidate' })),
+    );
   }
 
   private regenerateAll(clockTags: string[]): void {

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RevalidatePathOptions, RevalidateTagOptions } from './revalidate';
+import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from './revalidate';
 import { warnOnce } from './warnings';
 import { collectInput, HttpError, readBody, safely } from './webhook-input';
 
@@ -8,6 +8,8 @@ import { collectInput, HttpError, readBody, safely } from './webhook-input';
 export interface Revalidatable {
   revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
+  /** When present (as on `isr()`), used to record a call's targets as one invalidation. */
+  revalidate?(request: RevalidateRequest): Promise<void>;
 }
 
 /** Options of `revalidateRouter`. */
@@ -86,12 +88,16 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       throw new HttpError(401, 'missing or wrong secret');
     }
     const input = safely(() => collectInput(query, body, settings.maxTargets));
-    await Promise.all([
-      ...input.paths.map((path) =>
-        cache.revalidatePath(path, { type: input.type, mode: input.mode }),
-      ),
-      ...input.tags.map((tag) => cache.revalidateTag(tag, { mode: input.mode })),
-    ]);
+    if (cache.revalidate) {
+      await cache.revalidate({ ...input, source: 'webhook' });
+    } else {
+      await Promise.all([
+        ...input.paths.map((path) =>
+          cache.revalidatePath(path, { type: input.type, mode: input.mode }),
+        ),
+        ...input.tags.map((tag) => cache.revalidateTag(tag, { mode: input.mode })),
+      ]);
+    }
     return {
       revalidated: true,
       paths: input.paths,

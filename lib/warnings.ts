@@ -1,15 +1,24 @@
 /**
  * Doubtful-but-legal set-ups get a warning with a stable code, printed once per process
- * (express-rate-limit's validations do the same). Silence one with
- * `EXPRESS_ISR_SILENCE=ISR_SHORT_SECRET,…` in the environment.
+ * (express-rate-limit's validations do the same). Silence one with the `silence` option of
+ * `isr()`, or for any part of the package with `EXPRESS_ISR_SILENCE=ISR_SHORT_SECRET,…` in the
+ * environment. Every code is explained in the README under Warnings.
  */
 const printed = new Set<string>();
 
-export function warnOnce(logger: Pick<Console, 'warn'>, code: string, message: string): void {
+export function warnOnce(
+  logger: Pick<Console, 'warn'>,
+  code: string,
+  message: string,
+  silence: readonly string[] = [],
+): void {
   if (printed.has(code)) return;
-  printed.add(code);
-  const silenced = (process.env.EXPRESS_ISR_SILENCE ?? '').split(',').map((c) => c.trim());
+  const silenced = [
+    ...silence,
+    ...(process.env.EXPRESS_ISR_SILENCE ?? '').split(',').map((c) => c.trim()),
+  ];
   if (silenced.includes(code)) return;
+  printed.add(code);
   logger.warn(
     `[express-isr] ${code}: ${message} (README: #${code.toLowerCase().replace(/_/g, '-')})`,
   );

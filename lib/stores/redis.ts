@@ -70,11 +70,29 @@ export interface RedisLink {
 export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
   const adapter = redisAdapterOf(keyv);
   if (adapter === undefined) return undefined;
-  const client = () => adapter.getClient();
+  // One connection attempt shared by every caller: `@keyv/redis` hands the client out as soon as
+  // it is connecting, and a cluster client that has not yet learnt which node owns which slot
+  // fails the commands sent meanwhile. Awaiting this first connect() avoids both.
+  let connecting: Promise<RedisCommands> | undefined;
+  const client = () => {
+    connecting ??= adapter.getClient().catch((error: unknown) => {
+      connecting = undefined; // try again next time
+      throw error;
+    });
+    return connecting;
+  };
+  let reconnected: Promise<void> | undefined;
   const ready = async () => {
     const c = (await client()) as RedisCommands & Partial<RedisEventSource>;
     if (c.isReady !== false || typeof c.once !== 'function') return;
-    await new Promise<void>((resolve) => c.once?.('ready', () => resolve()));
+    // Reconnecting after an outage: every caller waits for the same 'ready' (each bounds its wait).
+    reconnected ??= new Promise<void>((resolve) =>
+      c.once?.('ready', () => {
+        reconnected = undefined;
+        resolve();
+      }),
+    );
+    await reconnected;
   };
   return { client, ready, prefix: namespaceOf(keyv, adapter) };
 }

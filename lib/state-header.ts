@@ -1,0 +1,43 @@
+import type { ServerResponse } from 'node:http';
+
+export type IsrState = 'HIT' | 'STALE' | 'MISS' | 'BYPASS';
+
+export interface StateDetail {
+  /** Seconds of freshness left (HIT). */
+  ttl?: number;
+  /** MISS: the response will be stored. */
+  stored?: boolean;
+  /** MISS: shared from a render another request started (RFC 9211 `collapsed`). */
+  collapsed?: boolean;
+  /** BYPASS: why. */
+  reason?: string;
+}
+
+/**
+ * Tells the client what the cache did: `x-isr-cache`, and — unless switched off — the standard
+ * `Cache-Status` (RFC 9211), e.g. `express-isr; hit; ttl=42`, `express-isr; fwd=stale`,
+ * `express-isr; fwd=uri-miss; stored`, `express-isr; fwd=bypass; detail="set-cookie"`.
+ */
+export function markState(
+  res: ServerResponse,
+  state: IsrState,
+  detail: StateDetail,
+  cacheStatus: boolean,
+): void {
+  res.setHeader('x-isr-cache', state);
+  if (!cacheStatus) return;
+  let value: string;
+  if (state === 'HIT')
+    value = detail.ttl === undefined ? 'express-isr; hit' : `express-isr; hit; ttl=${detail.ttl}`;
+  else if (state === 'STALE') value = 'express-isr; fwd=stale';
+  else if (state === 'MISS') {
+    value = `express-isr; fwd=uri-miss${detail.stored ? '; stored' : ''}${detail.collapsed ? '; collapsed' : ''}`;
+  } else
+    value = `express-isr; fwd=bypass${detail.reason ? `; detail=${sfString(detail.reason)}` : ''}`;
+  res.setHeader('cache-status', value);
+}
+
+/** An RFC 8941 string: printable ASCII with `"` and `\` escaped. */
+function sfString(text: string): string {
+  return `"${text.replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
