@@ -9,7 +9,7 @@ import { debug, Reporter } from './report';
 import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
 import type { CacheEvent, RedisEvents } from './stores/redis-events';
-import { type Backend, openTiers } from './stores/tiers';
+import { type Backend, openTiers, type Walk } from './stores/tiers';
 import type { TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
@@ -41,6 +41,8 @@ export const LEASE_TTL_MS = 5000;
 export class Engine {
   readonly reporter: Reporter;
   readonly store: Backend;
+  /** Walks the stored values, for inspection. */
+  readonly walk: Walk;
   readonly clocks: TagClocks;
   readonly lock: Lock;
   readonly keepParam: QueryFilter;
@@ -65,6 +67,7 @@ export class Engine {
     this.app = options.app;
     const tiers = openTiers(options, this.reporter);
     this.store = tiers.store;
+    this.walk = tiers.walk;
     this.clocks = tiers.clocks;
     this.lock = tiers.lock;
     this.l1 = tiers.l1;
@@ -106,6 +109,11 @@ export class Engine {
     this.l1?.bump(tags, kind, at);
     await this.broadcast({ type: 'bump', tags: [...tags], kind, at });
     return at;
+  }
+
+  /** Whether pages live in this process only (the memory store). */
+  get isLocalStore(): boolean {
+    return this.store instanceof MemoryStore;
   }
 
   /** A warning with a stable code, printed once per process unless silenced. */

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkMountOrder, checkSetup } from './checks';
 import { ColdFlights } from './cold-flight';
 import { requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
+import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
 import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
@@ -19,6 +21,7 @@ import {
   tagProblem,
   typeProblem,
 } from './revalidate';
+import { WEBHOOK_REQUEST } from './router';
 import { markState } from './state-header';
 import { isRegeneration } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
@@ -42,6 +45,10 @@ export interface IsrMiddleware {
   revalidate(request: RevalidateRequest): Promise<void>;
   /** What the cache did since it was created: requests by state, regenerations, revalidations. */
   stats(): IsrStats;
+  /** The state of the page at `path` (fresh, stale or expired, age, tags, size, last error). */
+  entry(path: string): Promise<EntryInfo | undefined>;
+  /** The pages whose URL starts with `prefix`, at most `limit` (SCAN on Redis, never KEYS). */
+  entries(query?: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
   /** Listens to an event (`hit`, `stale`, `miss`, `bypass`, `regenerate:*`, `revalidate`, `store:error`). */
   on<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
   off<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
@@ -67,7 +74,14 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   const engine = new Engine(resolveOptions(options));
   const regenerator = new Regenerator(engine);
   const revalidator = new Revalidator(engine, regenerator);
+  const inspector = new Inspector(engine, regenerator);
   const cold = new ColdFlights(engine);
+  debug('options: %o', {
+    ...engine.options,
+    logger: undefined,
+    store: describeStore(engine.options.store),
+  });
+  checkSetup(engine);
   const { options: o } = engine;
 
   function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
@@ -79,6 +93,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     if (engine.app === undefined) {
       engine.app = topApp(req);
       engine.start();
+      checkMountOrder(engine, req, isrMiddleware);
     }
 
     const bypass = requestBypassReason(req, o);
@@ -139,7 +154,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   function invalidateAfterSuccess(req: IsrRequest, res: IsrResponse): void {
     const { path } = engine.canonical(req.originalUrl ?? req.url ?? '/');
     res.once('finish', () => {
-      if (res.statusCode >= 400) return;
+      if (res.statusCode >= 400 || (req as unknown as Record<symbol, boolean>)[WEBHOOK_REQUEST])
+        return;
       debug('invalidate: %s after %s %d', path, req.method, res.statusCode);
       revalidator
         .revalidate({
@@ -205,6 +221,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     revalidateTag,
     revalidate: (request: RevalidateRequest) => revalidate(request),
     stats: () => engine.observer.snapshot(),
+    entry: (path: string) => inspector.entry(path),
+    entries: (query?: EntriesQuery) => inspector.entries(query),
     on: <K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void) => {
       engine.observer.emitter.on(name, listener);
     },
@@ -215,6 +233,12 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     idle,
     close,
   });
+}
+
+function describeStore(store: unknown): string {
+  if (store === undefined) return 'memory (default)';
+  if (typeof store === 'string') return store.replace(/\/\/[^@/]*@/, '//***@'); // no password in logs
+  return (store as object).constructor?.name ?? 'custom';
 }
 
 function ageOf(entry: CacheEntry, now: number): number {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { captureResponse } from './capture';
+import { checkRevalidate } from './checks';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
@@ -120,6 +121,7 @@ export function renderMiss(
       debug('miss: %s not stored (%s)', target.url, reason);
       return { entry: undefined, stored: undefined };
     }
+    checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
     const context = { url: target.url, requestHeaders, generatedAt, revalidate, tags };
     const entry = await buildEntry(result, { ...context, compressThreshold: false });
     const vary = varyNames(result.headers);

@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EntriesQuery, EntryInfo } from './inspect';
 import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from './revalidate';
 import { warnOnce } from './warnings';
 import { collectInput, HttpError, readBody, safely } from './webhook-input';
@@ -10,6 +11,10 @@ export interface Revalidatable {
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
   /** When present (as on `isr()`), used to record a call's targets as one invalidation. */
   revalidate?(request: RevalidateRequest): Promise<void>;
+  /** When present (as on `isr()`), `GET /entry?path=` answers with it. */
+  entry?(path: string): Promise<EntryInfo | undefined>;
+  /** When present (as on `isr()`), `GET /entries?prefix=&limit=` answers with it. */
+  entries?(query: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
 }
 
 /** Options of `revalidateRouter`. */
@@ -41,6 +46,12 @@ export interface RevalidateRouterOptions {
   logger?: Pick<Console, 'warn'>;
 }
 
+/**
+ * Set on requests the router answers, so that the cache in front does not treat a webhook
+ * POST as a change to the page at the webhook's own URL (RFC 9111 §4.4).
+ */
+export const WEBHOOK_REQUEST = Symbol('express-isr.webhook');
+
 const DEFAULT_MAX_BODY = 64 * 1024;
 const DEFAULT_MAX_TARGETS = 100;
 const MIN_SECRET_LENGTH = 16;
@@ -59,6 +70,27 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
 
   return function revalidateHandler(req, res, next) {
     const { pathname, query } = splitUrl(req.url ?? '/');
+    (req as unknown as Record<symbol, boolean>)[WEBHOOK_REQUEST] = true;
+    const answer = (work: Promise<unknown>, what: string) =>
+      work
+        .then((result) => sendJson(res, 200, result))
+        .catch((error: unknown) => {
+          if (error instanceof HttpError) {
+            sendJson(res, error.status, { error: error.message });
+          } else {
+            // The cache could not do it (e.g. the store is down); a revalidation did nothing.
+            sendJson(res, 503, { error: `${what} failed: ${(error as Error)?.message ?? error}` });
+          }
+        });
+    if ((pathname === '/entries' || pathname === '/entry') && (cache.entries || cache.entry)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET');
+        sendJson(res, 405, { error: `use GET for ${pathname}` });
+        return;
+      }
+      answer(inspect(req, pathname, query), 'inspection');
+      return;
+    }
     if (pathname !== '/' && pathname !== '') {
       next();
       return;
@@ -68,19 +100,31 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       sendJson(res, 405, { error: 'use POST to revalidate' });
       return;
     }
-    handle(req, query)
-      .then((result) => sendJson(res, 200, result))
-      .catch((error: unknown) => {
-        if (error instanceof HttpError) {
-          sendJson(res, error.status, { error: error.message });
-        } else {
-          // The cache could not record it (e.g. the store is down): nothing was invalidated.
-          sendJson(res, 503, {
-            error: `revalidation failed: ${(error as Error)?.message ?? error}`,
-          });
-        }
-      });
+    answer(handle(req, query), 'revalidation');
   };
+
+  /** `GET /entry?path=…` and `GET /entries?prefix=…&limit=…`, behind the same secret. */
+  async function inspect(req: IncomingMessage, pathname: string, query: URLSearchParams) {
+    if (!(await authenticated(req, query, {}, Buffer.alloc(0)))) {
+      throw new HttpError(401, 'missing or wrong secret');
+    }
+    if (pathname === '/entry') {
+      const path = query.get('path');
+      if (path === null || !path.startsWith('/')) {
+        throw new HttpError(400, 'give the page as ?path=/… (a path starting with "/")');
+      }
+      const info = await cache.entry?.(path);
+      if (info === undefined) throw new HttpError(404, `no cached page for ${path}`);
+      return info;
+    }
+    const prefix = query.get('prefix') ?? '/';
+    const limit = Number(query.get('limit') ?? 100);
+    if (!prefix.startsWith('/')) throw new HttpError(400, 'prefix must start with "/"');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new HttpError(400, 'limit must be a whole number from 1 to 1000');
+    }
+    return cache.entries?.({ prefix, limit });
+  }
 
   async function handle(req: IncomingMessage, query: URLSearchParams) {
     const { raw, body } = await readBody(req, settings.maxBodySize);

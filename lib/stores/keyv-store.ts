@@ -12,6 +12,8 @@ export interface KeyvLike {
   on?(event: 'error', listener: (error: unknown) => void): unknown;
   /** Keyv 5 reads many keys in one round trip (`MGET` on Redis); used when present. */
   getMany?(keys: string[]): Promise<unknown[]>;
+  /** Keyv 5 walks the namespace when the adapter can (`SCAN` on Redis, never `KEYS`). */
+  iterator?: () => AsyncIterable<[string, unknown]>;
 }
 
 export function isKeyvLike(value: unknown): value is KeyvLike {
@@ -76,6 +78,15 @@ export class KeyvStore implements EntryStore {
     return this.watch(async () => {
       await this.keyv.delete(key);
     });
+  }
+
+  /** Every stored value with its key, for inspection; nothing when the adapter cannot iterate. */
+  async *entries(): AsyncGenerator<[string, StoredValue]> {
+    if (typeof this.keyv.iterator !== 'function') return;
+    for await (const [key, raw] of this.keyv.iterator()) {
+      const value = raw === undefined || raw === null ? undefined : deserialize(raw);
+      if (value !== undefined) yield [key, value];
+    }
   }
 
   getNumbers(keys: readonly string[]): Promise<(number | undefined)[]> {

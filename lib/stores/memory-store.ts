@@ -54,6 +54,11 @@ export class MemoryStore implements LocalStore {
     return item.value;
   }
 
+  /** The value at `key` without marking it used (inspection must not reorder the LRU). */
+  peek(key: string): StoredValue | undefined {
+    return this.items.get(key)?.value;
+  }
+
   set(key: string, value: StoredValue): void {
     const size = sizeOf(key, value);
     this.delete(key);

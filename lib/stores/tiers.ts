@@ -22,8 +22,12 @@ export interface Backend {
   delete(key: string): unknown;
 }
 
+/** Walks every stored value (for inspection only: never on a request's path). */
+export type Walk = () => AsyncIterable<[string, StoredValue]>;
+
 export interface Tiers {
   store: Backend;
+  walk: Walk;
   clocks: TagClocks;
   lock: Lock;
   /** With Redis: the in-process copy and the events that keep it coherent. */
@@ -47,14 +51,22 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     given = opened.keyv;
   }
   if (given === undefined || given instanceof MemoryStore) {
+    const memory = given ?? new MemoryStore({ maxSize: options.maxSize });
     return {
-      store: given ?? new MemoryStore({ maxSize: options.maxSize }),
+      store: memory,
+      walk: async function* () {
+        for (const key of [...memory.keys()]) {
+          const value = memory.peek(key);
+          if (value !== undefined) yield [key, value];
+        }
+      },
       clocks: new MemoryTagClocks(),
       lock: options.lock ?? inProcessLock,
     };
   }
   const link = redisLinkOf(given as KeyvLike);
-  const guarded = new GuardedStore(new KeyvStore(given as KeyvLike), {
+  const keyvStore = new KeyvStore(given as KeyvLike);
+  const guarded = new GuardedStore(keyvStore, {
     timeout: options.storeTimeout,
     now: options.now,
     onOutage: (error) => reporter.storeOutage(error),
@@ -63,6 +75,7 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
   });
   const tiers: Tiers = {
     store: guarded,
+    walk: () => keyvStore.entries(),
     clocks: new KeyvTagClocks(guarded),
     lock: inProcessLock,
     owned,
