@@ -17,6 +17,11 @@ import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 export class ColdFlights {
   /** Renders in flight per variant key; a flight stays until its entry is stored. */
   private readonly flights = new Map<string, Promise<CacheEntry | undefined>>();
+  /**
+   * Pages whose render has finished while their store is still under way (compression):
+   * requests for them are answered from the finished page, as hits.
+   */
+  private readonly finished = new Map<string, CacheEntry>();
   /** Background stores still running, so `idle()` can wait for them. */
   private readonly storing = new Set<Promise<void>>();
 
@@ -38,11 +43,18 @@ export class ColdFlights {
     target: MissTarget,
   ): Promise<void> {
     const { options: o } = this.engine;
+    const done = this.finished.get(variantKey);
+    if (done !== undefined && variantMatches(done, req.headers)) {
+      debug('hit: %s (rendered just now, being stored)', variantKey);
+      this.engine.observer.hit(variantKey, 0);
+      return replay(req, res, done, 'HIT', o.now(), o);
+    }
     const running = this.flights.get(variantKey);
     if (running !== undefined) {
       const shared = await waitAtMost(running, o.regenerateTimeout);
       if (shared !== undefined && variantMatches(shared, req.headers)) {
         debug('miss: %s served from the render it waited for', variantKey);
+        this.engine.observer.miss(variantKey);
         return replay(req, res, shared, 'MISS', o.now(), o, true);
       }
       // Not shareable (personalised, failed, another variant): render for ourselves.
@@ -55,15 +67,20 @@ export class ColdFlights {
     const handOver = once(next);
     let release = (): void => {};
     const forget = () => {
-      if (this.flights.get(variantKey) === flight) this.flights.delete(variantKey);
+      if (this.flights.get(variantKey) === flight) {
+        this.flights.delete(variantKey);
+        this.finished.delete(variantKey);
+      }
       release();
     };
-    const flight = (async (): Promise<CacheEntry | undefined> => {
+    let flight: Promise<CacheEntry | undefined> | undefined;
+    flight = (async (): Promise<CacheEntry | undefined> => {
       const lease = await this.engine.lock.acquire(variantKey, LEASE_TTL_MS);
       if (lease === undefined) {
         const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
         if (elsewhere !== undefined) {
           debug('miss: %s rendered by another instance', variantKey);
+          this.engine.observer.miss(variantKey);
           forget();
           replay(req, res, elsewhere, 'MISS', o.now(), o);
           return elsewhere;
@@ -74,12 +91,16 @@ export class ColdFlights {
         const stored = await this.storedElsewhere(target.key, req.headers);
         if (stored !== undefined) {
           debug('miss: %s rendered by another instance meanwhile', variantKey);
+          this.engine.observer.miss(variantKey);
           forget();
           replay(req, res, stored, 'MISS', o.now(), o);
           return stored;
         }
       }
-      return this.render(req, res, handOver, target, forget);
+      const entry = await this.render(req, res, handOver, target, forget);
+      if (entry !== undefined && this.flights.get(variantKey) === flight)
+        this.finished.set(variantKey, entry);
+      return entry;
     })().catch((error) => {
       forget();
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });

@@ -30,6 +30,9 @@ export interface Lookup {
   epoch: number;
 }
 
+/** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
+export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
+
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
 export const LEASE_TTL_MS = 5000;
 
@@ -211,7 +214,7 @@ export class Engine {
    * its variant's key with a Vary record at the URL's key (RFC 9111 §4.1). An entry never
    * replaces one rendered later (a slow regeneration loses to a fresher page).
    */
-  async save(key: string, entry: CacheEntry, vary: string[]): Promise<void> {
+  async save(key: string, entry: CacheEntry, vary: string[]): Promise<SaveOutcome> {
     let target = key;
     const epoch = this.l1?.epoch ?? 0;
     if (vary.length > 0) {
@@ -226,7 +229,7 @@ export class Engine {
       current.generatedAt > entry.generatedAt
     ) {
       debug('store: %s kept, a newer render is already stored', target);
-      return;
+      return 'newer-kept';
     }
     const ok = await this.store.set(target, entry);
     if (ok !== false) {
@@ -245,6 +248,7 @@ export class Engine {
         : `~${storedSize(entry)} bytes stored, base64`,
       ok === false ? ' — store unavailable, not kept' : '',
     );
+    return ok === false ? 'unavailable' : 'stored';
   }
 
   /** Tells the other instances; a failed publish is retried once, then reported. */

@@ -128,7 +128,9 @@ export function renderMiss(
     const stored = buildEntry(result, {
       ...context,
       compressThreshold: options.compressThreshold,
-    }).then((full) => engine.save(target.key, full, vary));
+    }).then(async (full) => {
+      await engine.save(target.key, full, vary);
+    });
     return { entry, stored };
   });
 }

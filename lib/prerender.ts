@@ -14,8 +14,12 @@ export interface PrerenderOptions {
 /** What happened to one path. */
 export interface PrerenderResult {
   path: string;
-  /** `stored`; `fresh` (a fresh page was already stored); `skipped` (another instance renders it); `uncacheable`; `failed`. */
-  outcome: 'stored' | 'fresh' | 'skipped' | 'uncacheable' | 'failed';
+  /**
+   * `stored`; `fresh` (a fresh page was already stored); `skipped` (another instance renders
+   * it); `newer-kept` (a newer render was stored meanwhile); `uncacheable`; `failed` (the
+   * render failed, or the store was unavailable).
+   */
+  outcome: 'stored' | 'fresh' | 'skipped' | 'newer-kept' | 'uncacheable' | 'failed';
   /** Why, for `uncacheable` and `failed`. */
   reason?: string;
 }
@@ -82,9 +86,11 @@ async function prerenderOne(
     const result = await renderInBackground(engine, app, url, requestHeaders);
     if (result.entry === undefined)
       return { path, outcome: 'uncacheable', reason: result.uncacheable };
-    await engine.save(key, result.entry, result.vary);
-    debug('prerender: %s stored', url);
-    return { path, outcome: 'stored' };
+    const saved = await engine.save(key, result.entry, result.vary);
+    debug('prerender: %s %s', url, saved);
+    if (saved === 'unavailable')
+      return { path, outcome: 'failed', reason: 'the store was unavailable' };
+    return { path, outcome: saved };
   } catch (error) {
     engine.reporter.error(error, { phase: 'prerender', key });
     return { path, outcome: 'failed', reason: (error as Error).message };

@@ -12,8 +12,11 @@ export interface KeyvLike {
   on?(event: 'error', listener: (error: unknown) => void): unknown;
   /** Keyv 5 reads many keys in one round trip (`MGET` on Redis); used when present. */
   getMany?(keys: string[]): Promise<unknown[]>;
-  /** Keyv 5 walks the namespace when the adapter can (`SCAN` on Redis, never `KEYS`). */
-  iterator?: () => AsyncIterable<[string, unknown]>;
+  /**
+   * Keyv 5 walks the namespace when the adapter can (`SCAN` on Redis, never `KEYS`). Typed
+   * loosely: its declared type differs between Keyv versions; it yields `[key, value]` pairs.
+   */
+  iterator?: unknown;
 }
 
 export function isKeyvLike(value: unknown): value is KeyvLike {
@@ -82,8 +85,10 @@ export class KeyvStore implements EntryStore {
 
   /** Every stored value with its key, for inspection; nothing when the adapter cannot iterate. */
   async *entries(): AsyncGenerator<[string, StoredValue]> {
-    if (typeof this.keyv.iterator !== 'function') return;
-    for await (const [key, raw] of this.keyv.iterator()) {
+    const iterate = this.keyv.iterator;
+    if (typeof iterate !== 'function') return;
+    const pairs = iterate.call(this.keyv) as AsyncIterable<[string, unknown]>;
+    for await (const [key, raw] of pairs) {
       const value = raw === undefined || raw === null ? undefined : deserialize(raw);
       if (value !== undefined) yield [key, value];
     }

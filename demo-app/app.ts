@@ -1,0 +1,86 @@
+/**
+ * The blog, wired as the README tells users to: `isr()` mounted before the routes, each route
+ * tagging its response with `res.isr({ tags })`, and the revalidate router at
+ * `/api/revalidate`.
+ *
+ * Tags: every page that shows a post carries `post-<slug>` — the post's page, the home page,
+ * the topic pages listing it — so one webhook call with that tag refreshes all of them.
+ * Listings also carry `posts`, for when a post appears.
+ */
+import express, { type Express } from 'express';
+import { type IsrMiddleware, isr, revalidateRouter } from '../lib';
+import { adminRouter } from './admin';
+import type { Cms, Post } from './cms';
+import type { DemoConfig } from './config';
+import { cacheStateTiming } from './server-timing';
+import { aboutPage, homePage, notFoundPage, postPage, topicPage } from './views';
+
+export interface Demo {
+  app: Express;
+  cache: IsrMiddleware;
+}
+
+export function createDemoApp(
+  config: DemoConfig,
+  cms: Cms,
+  siteUrl: () => string,
+  log: (line: string) => void,
+): Demo {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(cacheStateTiming()); // before isr(): see server-timing.ts
+  const cache = isr({ revalidate: config.revalidate, store: config.redisUrl });
+  app.use(cache);
+
+  app.get('/', async (_req, res) => {
+    const posts = await cms.listPosts();
+    res.isr({ tags: ['posts', ...posts.map(postTag)] });
+    res.send(homePage(posts));
+  });
+
+  app.get('/blog/:slug', async (req, res, next) => {
+    const post = await cms.findPost(req.params.slug);
+    if (post === undefined) return next(); // unpublished or unknown: 404, never stored
+    res.isr({ tags: [postTag(post)] });
+    res.send(postPage(post));
+  });
+
+  app.get('/topics/:topic', async (req, res, next) => {
+    const posts = (await cms.listPosts()).filter((p) => p.topics.includes(req.params.topic));
+    if (posts.length === 0) return next();
+    res.isr({ tags: ['posts', ...posts.map(postTag)] });
+    res.send(topicPage(req.params.topic, posts));
+  });
+
+  app.get('/about', (_req, res) => {
+    res.isr({ revalidate: false }); // only on demand: nothing on it changes by itself
+    res.send(aboutPage());
+  });
+
+  app.use('/api/revalidate', revalidateRouter(cache, { secret: config.secret }));
+  app.use(
+    '/admin',
+    adminRouter({
+      cms,
+      secret: config.secret,
+      webhookUrl: () => `${siteUrl()}/api/revalidate`,
+      log,
+    }),
+  );
+
+  app.use((_req, res) => {
+    res.status(404).send(notFoundPage());
+  });
+
+  return { app, cache };
+}
+
+export function postTag(post: Pick<Post, 'slug'>): string {
+  return `post-${post.slug}`;
+}
+
+/** What is rendered before the server listens: the home page, the about page, the newest posts. */
+export async function prerenderPaths(config: DemoConfig, cms: Cms): Promise<string[]> {
+  const newest = (await cms.listPosts()).slice(0, config.prerenderPosts);
+  return ['/', '/about', ...newest.map((post) => `/blog/${post.slug}`)];
+}
