@@ -20,6 +20,6 @@ export function warnOnce(
   if (silenced.includes(code)) return;
   printed.add(code);
   logger.warn(
-    `[express-isr] ${code}: ${message} (README: #${code.toLowerCase().replace(/_/g, '-')})`,
+    `[express-isr] ${code}: ${message} (README: #${code.toLowerCase()})`,
   );
 }
