@@ -10,7 +10,7 @@ import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
 import type { CacheEvent, RedisEvents } from './stores/redis-events';
 import { type Backend, openTiers, type Walk } from './stores/tiers';
-import type { TagClocks } from './tag-clocks';
+import type { MemoryTagClocks, TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
 import type { CacheEntry, RequestHandler, StoredValue } from './types';
 import { warnOnce } from './warnings';
@@ -156,6 +156,27 @@ export class Engine {
       local: false,
       epoch,
     };
+  }
+
+  /**
+   * The hot path of a hit: a fresh entry found without any I/O — in the memory store, or in
+   * L1 in front of Redis — or `undefined`, in which case the caller takes the async path.
+   * No promise, no allocation beyond the lookup itself.
+   */
+  peekFresh(
+    key: string,
+    headers: IncomingMessage['headers'],
+  ): { entry: CacheEntry; variantKey: string } | undefined {
+    const l1 = this.l1;
+    const memory = l1 === undefined && this.store instanceof MemoryStore ? this.store : undefined;
+    if (l1 === undefined && memory === undefined) return undefined;
+    const found = this.find(key, headers, (k) => (l1 ? l1.get(k) : memory?.get(k)));
+    if (found instanceof Promise || found.entry === undefined) return undefined;
+    const clocks = (l1 ? l1.clocks : this.clocks) as MemoryTagClocks;
+    const state = freshness(found.entry, this.options.now(), clocks.read(clockTags(found.entry)));
+    return state.state === 'fresh'
+      ? { entry: found.entry, variantKey: found.variantKey }
+      : undefined;
   }
 
   /** Looks `key` up in one tier, following a Vary record to this request's variant. */

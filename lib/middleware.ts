@@ -110,6 +110,13 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
 
     const { url } = engine.canonical(req.originalUrl ?? req.url ?? '/');
     const key = engine.keyFor(req, url);
+    const hit = engine.peekFresh(key, req.headers);
+    if (hit !== undefined) {
+      // A fresh page in memory (or L1): answered without a single await.
+      engine.observer.hit(hit.variantKey, ageOf(hit.entry, o.now()));
+      replay(req, res, hit.entry, 'HIT', o.now(), o);
+      return;
+    }
     engine
       .lookup(key, req.headers)
       .then((found) => serve(req, res, next, key, url, found))

@@ -25,16 +25,20 @@ export function markState(
   cacheStatus: boolean,
 ): void {
   res.setHeader('x-isr-cache', state);
-  if (!cacheStatus) return;
-  let value: string;
-  if (state === 'HIT')
-    value = detail.ttl === undefined ? 'express-isr; hit' : `express-isr; hit; ttl=${detail.ttl}`;
-  else if (state === 'STALE') value = 'express-isr; fwd=stale';
-  else if (state === 'MISS') {
-    value = `express-isr; fwd=uri-miss${detail.stored ? '; stored' : ''}${detail.collapsed ? '; collapsed' : ''}`;
-  } else
-    value = `express-isr; fwd=bypass${detail.reason ? `; detail=${sfString(detail.reason)}` : ''}`;
-  res.setHeader('cache-status', value);
+  if (cacheStatus) res.setHeader('cache-status', cacheStatusValue(state, detail));
+}
+
+/** The `Cache-Status` value for a state (RFC 9211). */
+export function cacheStatusValue(state: IsrState, detail: StateDetail): string {
+  if (state === 'HIT') {
+    return detail.ttl === undefined ? 'express-isr; hit' : `express-isr; hit; ttl=${detail.ttl}`;
+  }
+  if (state === 'STALE') return 'express-isr; fwd=stale';
+  if (state === 'MISS') {
+    const stored = detail.stored ? '; stored' : '';
+    return `express-isr; fwd=uri-miss${stored}${detail.collapsed ? '; collapsed' : ''}`;
+  }
+  return `express-isr; fwd=bypass${detail.reason ? `; detail=${sfString(detail.reason)}` : ''}`;
 }
 
 /** An RFC 8941 string: printable ASCII with `"` and `\` escaped. */

@@ -19,7 +19,5 @@ export function warnOnce(
   ];
   if (silenced.includes(code)) return;
   printed.add(code);
-  logger.warn(
-    `[express-isr] ${code}: ${message} (README: #${code.toLowerCase()})`,
-  );
+  logger.warn(`[express-isr] ${code}: ${message} (README: #${code.toLowerCase()})`);
 }
