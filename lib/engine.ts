@@ -59,6 +59,7 @@ export class Engine {
   private readonly events: RedisEvents | undefined;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
   private readonly owned: { close(): Promise<void> } | undefined;
+  private readonly canonicalMemo = new Map<string, { path: string; url: string }>();
   /** The latest invalidation and the latest render start this process recorded (ms). */
   private lastBump = 0;
   private lastRenderStart = 0;
@@ -136,8 +137,16 @@ export class Engine {
     }
   }
 
+  /** The canonical path and URL of a request-target; memoised, as the same URLs come back. */
   canonical(rawUrl: string): { path: string; url: string } {
-    return canonicalUrl(rawUrl, this.keepParam);
+    let canonical = this.canonicalMemo.get(rawUrl);
+    if (canonical === undefined) {
+      canonical = canonicalUrl(rawUrl, this.keepParam);
+      // Bounded against clients sending endless distinct URLs: start over when full.
+      if (this.canonicalMemo.size >= 10_000) this.canonicalMemo.clear();
+      this.canonicalMemo.set(rawUrl, canonical);
+    }
+    return canonical;
   }
 
   keyFor(req: IncomingMessage, url: string): string {

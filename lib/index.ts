@@ -1,9 +1,12 @@
 import type { ResponseIsrConfig } from './types';
 
+export type { EntriesQuery, EntryInfo } from './inspect';
 export type { Lease, Lock } from './lease';
 export { createIsr as isr, type IsrMiddleware } from './middleware';
+export type { IsrEventName, IsrEvents, IsrStats } from './observe';
 export type { ErrorContext, IsrOptions } from './options';
 export type { PrerenderOptions, PrerenderResult } from './prerender';
+export type { MetricsOptions } from './prometheus';
 export type { CacheControlBuilder, CacheState } from './replay';
 export type { RevalidatePathOptions, RevalidateTagOptions } from './revalidate';
 export { type RevalidateRouterOptions, revalidateRouter } from './router';

@@ -67,8 +67,9 @@ export class Inspector {
     const deadline = Date.now() + LISTING_BUDGET_MS;
     const entries: EntryInfo[] = [];
     for await (const [key, value] of this.engine.walk()) {
-      if (entries.length >= limit || Date.now() > deadline) return { entries, truncated: true };
+      if (Date.now() > deadline) return { entries, truncated: true };
       if (isVaryRecord(value) || !value.url.startsWith(prefix)) continue;
+      if (entries.length >= limit) return { entries, truncated: true }; // one more than fits
       entries.push(await this.describe(key, value));
     }
     return { entries, truncated: false };

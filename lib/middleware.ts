@@ -57,6 +57,13 @@ export interface IsrMiddleware {
    * default 4); a page already fresh is left alone and a fresher entry is never replaced.
    */
   prerender(paths: string[], options?: PrerenderOptions): Promise<PrerenderResult[]>;
+  /**
+   * The fast path in front of the app: `http.createServer(cache.handler(app))`. Fresh pages in
+   * memory (or L1) are answered before the app sees the request — same headers, 304s and HEAD
+   * as the middleware — and every other request goes to `app` unchanged. The middleware must
+   * still be mounted in the app: it is what renders, captures and stores.
+   */
+  handler(app: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void;
   /** Resolves once no background regeneration or store is running. Handy in tests. */
   idle(): Promise<void>;
   /**
@@ -113,6 +120,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     const hit = engine.peekFresh(key, req.headers);
     if (hit !== undefined) {
       // A fresh page in memory (or L1): answered without a single await.
+      debug('hit: %s', hit.variantKey);
       engine.observer.hit(hit.variantKey, ageOf(hit.entry, o.now()));
       replay(req, res, hit.entry, 'HIT', o.now(), o);
       return;
@@ -218,6 +226,34 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     await engine.close();
   }
 
+  function handler(app: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void {
+    if (typeof app !== 'function') {
+      throw new TypeError(
+        '[express-isr] handler(app): app must be the request handler (your Express app)',
+      );
+    }
+    engine.app ??= app;
+    engine.start();
+    return function isrFastPath(req: IncomingMessage, res: ServerResponse): void {
+      if (requestBypassReason(req, o) === undefined) {
+        const { url } = engine.canonical(req.url ?? '/');
+        const key = engine.keyFor(req, url);
+        const hit = engine.peekFresh(key, req.headers);
+        if (hit !== undefined) {
+          debug('hit: %s (fast path)', hit.variantKey);
+          engine.observer.hit(hit.variantKey, ageOf(hit.entry, o.now()));
+          replay(req, res, hit.entry, 'HIT', o.now(), o);
+          return;
+        }
+      }
+      app(req, res, (err?: unknown) => {
+        // Only reached with a bare handler (Express apps end the response themselves).
+        res.statusCode = err ? 500 : 404;
+        res.end();
+      });
+    };
+  }
+
   function prerenderPaths(paths: string[], options?: PrerenderOptions): Promise<PrerenderResult[]> {
     engine.start();
     return prerender(engine, paths, options);
@@ -237,6 +273,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       engine.observer.emitter.off(name, listener);
     },
     prerender: prerenderPaths,
+    handler,
     idle,
     close,
   });
