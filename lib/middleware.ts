@@ -115,16 +115,9 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       return;
     }
 
+    if (answerFreshHit(req, res, req.originalUrl ?? req.url ?? '/')) return;
     const { url } = engine.canonical(req.originalUrl ?? req.url ?? '/');
     const key = engine.keyFor(req, url);
-    const hit = engine.peekFresh(key, req.headers);
-    if (hit !== undefined) {
-      // A fresh page in memory (or L1): answered without a single await.
-      debug('hit: %s', hit.variantKey);
-      engine.observer.hit(hit.variantKey, ageOf(hit.entry, o.now()));
-      replay(req, res, hit.entry, 'HIT', o.now(), o);
-      return;
-    }
     engine
       .lookup(key, req.headers)
       .then((found) => serve(req, res, next, key, url, found))
@@ -133,6 +126,21 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
         engine.reporter.error(error, { phase: 'miss', key });
         if (!res.headersSent && !res.writableEnded) next();
       });
+  }
+
+  /**
+   * A fresh page held in memory (or L1) is answered at once, without a single await: the hot
+   * path of both the middleware and `handler(app)`. False when there is none.
+   */
+  function answerFreshHit(req: IncomingMessage, res: ServerResponse, rawUrl: string): boolean {
+    const { url } = engine.canonical(rawUrl);
+    const hit = engine.peekFresh(engine.keyFor(req, url), req.headers);
+    if (hit === undefined) return false;
+    const now = o.now();
+    debug('hit: %s', hit.variantKey);
+    engine.observer.hit(hit.variantKey, ageOf(hit.entry, now));
+    replay(req, res, hit.entry, 'HIT', now, o);
+    return true;
   }
 
   async function serve(
@@ -235,16 +243,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     engine.app ??= app;
     engine.start();
     return function isrFastPath(req: IncomingMessage, res: ServerResponse): void {
-      if (requestBypassReason(req, o) === undefined) {
-        const { url } = engine.canonical(req.url ?? '/');
-        const key = engine.keyFor(req, url);
-        const hit = engine.peekFresh(key, req.headers);
-        if (hit !== undefined) {
-          debug('hit: %s (fast path)', hit.variantKey);
-          engine.observer.hit(hit.variantKey, ageOf(hit.entry, o.now()));
-          replay(req, res, hit.entry, 'HIT', o.now(), o);
-          return;
-        }
+      if (requestBypassReason(req, o) === undefined && answerFreshHit(req, res, req.url ?? '/')) {
+        return;
       }
       app(req, res, (err?: unknown) => {
         // Only reached with a bare handler (Express apps end the response themselves).
