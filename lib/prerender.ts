@@ -76,13 +76,19 @@ async function prerenderOne(
   const key = options.key
     ? options.key({ method: 'GET', url, headers: { ...requestHeaders } } as IsrRequest, url)
     : url;
-  const found = await engine.lookup(key, requestHeaders);
-  if (found.entry !== undefined && (await engine.freshness(found.entry, found)).state === 'fresh') {
-    return { path, outcome: 'fresh' };
-  }
-  const lease = await engine.lock.acquire(found.variantKey, LEASE_TTL_MS);
+  const isFresh = async () => {
+    const found = await engine.lookup(key, requestHeaders);
+    const fresh =
+      found.entry !== undefined && (await engine.freshness(found.entry, found)).state === 'fresh';
+    return { fresh, variantKey: found.variantKey };
+  };
+  const before = await isFresh();
+  if (before.fresh) return { path, outcome: 'fresh' };
+  const lease = await engine.lock.acquire(before.variantKey, LEASE_TTL_MS);
   if (lease === undefined) return { path, outcome: 'skipped' };
   try {
+    // Another instance may have stored it between our lookup and our lease.
+    if ((await isFresh()).fresh) return { path, outcome: 'fresh' };
     const result = await renderInBackground(engine, app, url, requestHeaders);
     if (result.entry === undefined)
       return { path, outcome: 'uncacheable', reason: result.uncacheable };
