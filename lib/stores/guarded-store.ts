@@ -10,6 +10,11 @@ export interface GuardOptions {
   onOutage: (error: Error) => void;
   /** Called once when a call succeeds again after an outage. */
   onRecovery: () => void;
+  /**
+   * Called when the store answered but refused a command (out of memory, read-only replica…),
+   * once per distinct refusal in a row. Not an outage: reads go on.
+   */
+  onRefusal?: (error: Error) => void;
   /** Awaited before each call (within its timeout): e.g. until a Redis client is connected. */
   ready?: () => Promise<void>;
 }
@@ -26,6 +31,7 @@ const COOL_DOWN_MS = 1000;
 export class GuardedStore {
   private openUntil = 0;
   private failing = false;
+  private lastRefusal: string | undefined;
 
   constructor(
     readonly inner: KeyvStore,
@@ -72,13 +78,33 @@ export class GuardedStore {
         this.options.onRecovery();
       }
       return { ok: true, value };
-    } catch (error) {
+    } catch (thrown) {
+      const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+      if (isRefusal(error)) {
+        // The store is up and answering: only this command failed. Opening the breaker would
+        // also stop the reads that still work (a full Redis still serves its pages).
+        if (error.message !== this.lastRefusal) this.options.onRefusal?.(error);
+        this.lastRefusal = error.message;
+        return { ok: false };
+      }
       this.openUntil = this.options.now() + COOL_DOWN_MS;
       if (!this.failing) {
         this.failing = true;
-        this.options.onOutage(error instanceof Error ? error : new Error(String(error)));
+        this.options.onOutage(error);
       }
       return { ok: false };
     }
   }
+}
+
+/**
+ * An error the server answered with (node-redis's `ErrorReply`: `OOM command not allowed`,
+ * `READONLY`, `MISCONF`…), as opposed to no answer at all (connection refused, closed,
+ * timed out), which is what an outage is.
+ */
+function isRefusal(error: Error): boolean {
+  return (
+    error.constructor?.name === 'ErrorReply' ||
+    /^(OOM|READONLY|MISCONF|NOPERM|NOSCRIPT) /.test(error.message)
+  );
 }

@@ -71,6 +71,7 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     now: options.now,
     onOutage: (error) => reporter.storeOutage(error),
     onRecovery: () => reporter.storeRecovered(),
+    onRefusal: (error) => reporter.error(error, { phase: 'store-write' }),
     ready: link?.ready,
   });
   const tiers: Tiers = {

@@ -1,0 +1,53 @@
+/**
+ * Soak (issue 8, suite 5): two app processes on one Redis, a few thousand distinct pages,
+ * random GETs on both, random invalidations (webhook: path, tag, layout; stale, expire,
+ * regenerate) with content version bumps — see soak/soak-run.ts for what is checked on every
+ * response. Short in `npm test` (SOAK_SECONDS, default 8 s); `npm run soak` runs it for 60 s.
+ * Needs Redis at REDIS_URL (default 127.0.0.1:6379); it uses a namespace of its own and
+ * deletes it afterwards.
+ */
+import { describeSoak, runSoak } from './soak/soak-run';
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 8);
+const PAGES = Number(process.env.SOAK_PAGES ?? 2000);
+
+test(
+  `soak: ${SECONDS} s, ${PAGES} pages, 2 instances on Redis — every response is its own page, no 5xx, heap stable, clean exits`,
+  async () => {
+    const result = await runSoak({ seconds: SECONDS, pages: PAGES, instances: 2 });
+    console.log(describeSoak(result));
+
+    expect(result.requests).toBeGreaterThan(SECONDS * 100);
+    expect(result.failures.slice(0, 20)).toEqual([]);
+    expect(result.wrongBodies.slice(0, 20)).toEqual([]);
+    expect(result.expiredServed.slice(0, 20)).toEqual([]);
+    expect(result.webhookFailures.slice(0, 20)).toEqual([]);
+    // Every kind of answer and every invalidation mode actually happened.
+    for (const state of ['MISS', 'HIT', 'STALE']) expect(result.states[state]).toBeGreaterThan(0);
+    for (const encoding of ['identity', 'br', 'gzip'])
+      expect(result.encodings[encoding]).toBeGreaterThan(0);
+    for (const mode of ['stale', 'expire', 'regenerate'])
+      expect(Object.keys(result.invalidations).some((label) => label.endsWith(`/${mode}`))).toBe(
+        true,
+      );
+
+    // Heap stable after warm-up: the last sample (after a full GC) is under 1.5x the first
+    // sample taken after warm-up, plus 20 MB.
+    result.heap.forEach((samples, i) => {
+      const last = samples.at(-1) ?? 0;
+      expect({
+        instance: i,
+        last: last < result.heapAfterWarmUp[i] * 1.5 + 20 * 1024 * 1024,
+      }).toEqual({
+        instance: i,
+        last: true,
+      });
+    });
+
+    // Each instance closed its server, cache and Redis clients on SIGTERM and then exited by
+    // itself with 0: nothing (no socket, timer or client) was left holding it.
+    expect(result.exits).toEqual(result.exits.map(() => ({ code: 0, signal: null })));
+    expect(result.instanceErrors).toEqual([]);
+  },
+  SECONDS * 1000 + 90_000,
+);
