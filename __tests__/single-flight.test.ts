@@ -2,32 +2,16 @@
 // — unless it turned out uncacheable, then each renders for itself and nothing personal is
 // shared; many concurrent requests for a stale page cause one regeneration. HEAD on a cold
 // page stores the page for the GETs that follow.
-import type { AddressInfo } from 'node:net';
-import type { Express, NextFunction, Request, Response } from 'express';
 import request from 'supertest';
 import { isRegeneration, isr } from '../lib';
 import { fakeClock } from './helpers/clock';
 import { deferred } from './helpers/deferred';
 import { expressVersions } from './helpers/express';
+import { arrivals, listen } from './helpers/listen';
 
 const CONCURRENCY = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Listens on a free port; `close()` shuts the server and its keep-alive connections. */
-async function listen(app: Express) {
-  const server = app.listen(0);
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: (path: string) => `http://127.0.0.1:${port}${path}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 interface Answer {
   status: number;
@@ -50,31 +34,11 @@ async function getMany(url: string, count = CONCURRENCY): Promise<Answer[]> {
   );
 }
 
-/**
- * Counts the visitors' requests that reached the app; `allArrived` resolves once `count` did.
- * Routes wait for it (plus their ~30 ms of work), so every request really is concurrent with
- * the first render however slowly the connections open.
- */
-function arrivals(count = CONCURRENCY) {
-  const allArrived = deferred();
-  let arrived = 0;
-  return {
-    allArrived: allArrived.promise,
-    middleware(req: Request, _res: Response, next: NextFunction) {
-      if (!isRegeneration(req)) {
-        arrived += 1;
-        if (arrived === count) allArrived.resolve();
-      }
-      next();
-    },
-  };
-}
-
 describe.each(expressVersions)('single flight for cold pages (%s)', (_name, createApp) => {
   test(`${CONCURRENCY} concurrent requests for a cold page cause one render and all get it`, async () => {
     const cache = isr({ now: fakeClock().now });
     const app = createApp();
-    const gate = arrivals();
+    const gate = arrivals(CONCURRENCY);
     let renders = 0;
     app.use(gate.middleware);
     app.use(cache);
@@ -109,7 +73,7 @@ describe.each(expressVersions)('single flight for cold pages (%s)', (_name, crea
   test('when the render sets a cookie, every waiter renders for itself and gets only its own cookie', async () => {
     const cache = isr({ now: fakeClock().now });
     const app = createApp();
-    const gate = arrivals();
+    const gate = arrivals(CONCURRENCY);
     let renders = 0;
     app.use(gate.middleware);
     app.use(cache);
@@ -145,7 +109,7 @@ describe.each(expressVersions)('single flight for cold pages (%s)', (_name, crea
   test('when the first render answers 500, the waiters render for themselves instead of sharing it', async () => {
     const cache = isr({ now: fakeClock().now });
     const app = createApp();
-    const gate = arrivals();
+    const gate = arrivals(CONCURRENCY);
     let renders = 0;
     app.use(gate.middleware);
     app.use(cache);
