@@ -2,8 +2,8 @@
  * `npm run bench [-- <scenario or group> ...]`: runs the selected scenarios in turn and prints
  * one table (Markdown) with every variant's result and its ratio to the baseline measured in
  * the same run. Progress goes to stderr, the table to stdout. `--list` lists the scenarios.
- * Settings: BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_RUNS, BENCH_PIN, REDIS_URL
- * (see bench/README.md).
+ * Settings: BENCH_SECONDS, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_RUNS, BENCH_PIN, BENCH_LOAD,
+ * BENCH_CPU_PROF, REDIS_URL (see bench/README.md).
  */
 import os from 'node:os';
 import { killChildren } from './lib/child';
@@ -55,14 +55,19 @@ async function main(): Promise<number> {
   console.log(`\nexpress-isr benchmarks, ${started.toISOString()} (${seconds} s)`);
   console.log(`machine: ${machine()}; load average before the run ${loadBefore}`);
   console.log(`pinning: ${settings.pinning.used ? 'yes' : 'no'}, ${settings.pinning.why}`);
+  const generator =
+    settings.load.name === 'wrk' ? 'wrk (1 thread)' : `autocannon (${settings.load.why})`;
   console.log(
-    `load: autocannon, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ` +
-      `${settings.seconds} s per run, ${settings.runs} run(s) per variant\n`,
+    `load: ${generator}, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up, ` +
+      `${settings.seconds} s per run, ${settings.runs} run(s) per variant`,
   );
+  if (settings.cpuProfileDir !== undefined)
+    console.log(`CPU profiles in ${settings.cpuProfileDir}: the servers ran slower than usual`);
+  console.log('');
   console.log(formatTable(rows));
   console.log(
     '\nratio = result / the baseline row of the same scenario (and group): for req/s higher is ' +
-      'faster, for µs/call lower is faster.',
+      'faster; for µs/call and ms lower is faster; for MB lower is smaller.',
   );
   return stopped() ? 130 : failures === 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 /**
- * Child processes (servers, load generators): TypeScript run with tsx, optionally pinned to a
- * CPU with `taskset -c` (which execs the command, so the child's pid is the program's own).
+ * Child processes (servers, load generators, in-process tasks): TypeScript run with tsx, or a
+ * program such as `wrk`, optionally pinned to a CPU with `taskset -c` (which execs the
+ * command, so the child's pid is the program's own).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -14,12 +15,44 @@ export function killChildren(): void {
   for (const child of running) child.kill('SIGKILL');
 }
 
-export function spawnTs(script: string, args: string[], cpu: string | undefined): ChildProcess {
-  const node = [process.execPath, '--import', 'tsx', script, ...args];
-  const [command, ...rest] = cpu === undefined ? node : ['taskset', '-c', cpu, ...node];
+/**
+ * Runs a TypeScript file with tsx and an IPC channel; `nodeArgs` go before it (e.g.
+ * `--expose-gc`, `--cpu-prof`).
+ */
+export function spawnTs(
+  script: string,
+  args: string[],
+  cpu: string | undefined,
+  nodeArgs: string[] = [],
+): ChildProcess {
+  return spawnPinned([process.execPath, ...nodeArgs, '--import', 'tsx', script, ...args], cpu, [
+    'ignore',
+    'inherit',
+    'inherit',
+    'ipc',
+  ]);
+}
+
+/** Runs any program (`wrk`), its stdout piped to the caller; `env` adds variables. */
+export function spawnProgram(
+  command: string[],
+  cpu: string | undefined,
+  env?: Record<string, string>,
+): ChildProcess {
+  return spawnPinned(command, cpu, ['ignore', 'pipe', 'inherit'], env);
+}
+
+function spawnPinned(
+  program: string[],
+  cpu: string | undefined,
+  stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[],
+  env?: Record<string, string>,
+): ChildProcess {
+  const [command, ...rest] = cpu === undefined ? program : ['taskset', '-c', cpu, ...program];
   const child = spawn(command, rest, {
     cwd: REPO_ROOT,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio,
+    env: env === undefined ? process.env : { ...process.env, ...env },
   });
   running.add(child);
   // Without a listener, a failed spawn or a send to a dead child would crash the runner;
@@ -37,6 +70,11 @@ export function nextMessage<T extends { type: string }>(
   what: string,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // Already gone (killed on Ctrl-C): its 'exit' will not fire again.
+      reject(new Error(`${what}: child exited (${child.signalCode ?? child.exitCode})`));
+      return;
+    }
     const done = () => {
       clearTimeout(timer);
       child.off('message', onMessage);

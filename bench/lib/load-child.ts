@@ -1,6 +1,6 @@
 /**
- * The load generator: receives a `LoadConfig` over IPC, runs autocannon and sends back a
- * `LoadResult`. Exits if the parent dies.
+ * The autocannon load generator (used when wrk is not installed): receives a `LoadConfig`
+ * over IPC, runs autocannon and sends back a `LoadResult`. Exits if the parent dies.
  */
 import autocannon from 'autocannon';
 import type { LoadConfig, LoadResult } from './load';
@@ -10,13 +10,15 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     url: config.url,
     connections: config.connections,
     duration: config.seconds,
+    headers: config.headers,
+    overallRate: config.rate,
   });
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,
-    non2xx: result.non2xx,
+    badStatus: result['4xx'] + result['5xx'],
     errors: result.errors,
     timeouts: result.timeouts,
   };

@@ -1,9 +1,9 @@
 /** The two ways a scenario measures: HTTP load on a server child, or timed calls in-process. */
 import { throwIfStopped } from './cleanup';
-import { describe, get, matches, until } from './http';
+import { describe, type Expected, get, matches, until } from './http';
 import { type LoadResult, runLoad } from './load';
 import type { Context, Row } from './scenario';
-import { type ServerHandle, startServer } from './server';
+import { type LoopDelay, type ServerHandle, startServer } from './server';
 import { medianBy, summarize } from './stats';
 
 export interface HttpVariant {
@@ -11,14 +11,33 @@ export interface HttpVariant {
   variant: string;
   /** Path requested by the load generator. */
   path: string;
+  /** Request headers sent with every request (checks and load), e.g. `If-None-Match`. */
+  headers?: Record<string, string>;
+  /** The status every measured response must have. @default 200 */
+  status?: number;
   /**
    * Headers every measured response must have (e.g. `{ 'x-isr-cache': 'HIT' }`): awaited
    * before the load, checked again after it.
    */
   expect?: Record<string, string>;
+  /** How many tries the check before the load gets (25 ms apart). @default 40 */
+  readyAttempts?: number;
+  /** Report the server's event-loop delay during the measured runs (median run's p99, max). */
+  loopDelay?: boolean;
+  /**
+   * Paced load at about this many req/s instead of saturating the server, for latencies that
+   * are the server's own rather than queueing. The row's result is then the p99 latency (ms,
+   * median run by p99), so its ratio compares p99s; the req/s reached goes to the notes.
+   */
+  rate?: number;
   baseline?: boolean;
   group?: string;
   notes?: string[];
+}
+
+interface Run extends LoadResult {
+  cpuPerRequest: number;
+  loopDelay?: LoopDelay;
 }
 
 /**
@@ -31,14 +50,17 @@ export interface HttpVariant {
 export async function measureHttp(context: Context, variants: HttpVariant[]): Promise<Row[]> {
   const { scenario, settings } = context;
   const servers: ServerHandle[] = [];
-  const runs: (LoadResult & { cpuPerRequest: number })[][] = variants.map(() => []);
+  const runs: Run[][] = variants.map(() => []);
   const notes: string[][] = variants.map((v) => [...(v.notes ?? [])]);
+  const expected = (v: HttpVariant): Expected => ({ status: v.status, headers: v.expect });
   try {
     for (const v of variants) {
       throwIfStopped();
-      const server = await startServer(scenario.name, v.variant, settings);
+      const server = await startServer(scenario.name, v.variant, settings, {
+        loopDelay: v.loopDelay,
+      });
       servers.push(server);
-      await until(server.origin + v.path, v.expect ?? {});
+      await until(server.origin + v.path, expected(v), v.headers, v.readyAttempts);
     }
     for (let round = 0; round < settings.runs; round += 1) {
       for (const [i, v] of variants.entries()) {
@@ -47,33 +69,44 @@ export async function measureHttp(context: Context, variants: HttpVariant[]): Pr
         const server = servers[i];
         const url = server.origin + v.path;
         if (round === 0 && settings.warmupSeconds > 0)
-          await runLoad(url, settings, settings.warmupSeconds);
-        const cpuBefore = await server.cpuMicros();
-        const run = await runLoad(url, settings);
-        const cpu = (await server.cpuMicros()) - cpuBefore;
-        runs[i].push({ ...run, cpuPerRequest: cpu / Math.max(1, run.requests) });
+          await runLoad(url, settings, settings.warmupSeconds, v);
+        const before = await server.sample();
+        const run = await runLoad(url, settings, settings.seconds, v);
+        const after = await server.sample();
+        runs[i].push({
+          ...run,
+          cpuPerRequest: (after.micros - before.micros) / Math.max(1, run.requests),
+          loopDelay: after.loopDelay,
+        });
       }
     }
     for (const [i, v] of variants.entries()) {
-      const after = await get(servers[i].origin + v.path);
-      if (!matches(after, v.expect ?? {}))
-        notes[i].push(`WARNING: after the load ${describe(after)}`);
+      const reply = await get(servers[i].origin + v.path, v.headers);
+      if (!matches(reply, expected(v))) notes[i].push(`WARNING: after the load ${describe(reply)}`);
     }
   } finally {
     for (const [i, server] of servers.entries()) {
-      const { renders } = await server.close();
+      const { renders, notes: served } = await server.close();
       if (renders !== undefined) notes[i].push(`renders ${renders}`);
+      notes[i].push(...(served ?? []));
     }
   }
   return variants.map((v, i) => {
-    const run = medianBy(runs[i], (r) => r.rps);
-    const failed = runs[i].reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
-    if (failed > 0) notes[i].push(`WARNING: ${failed} non-2xx/errors/timeouts`);
+    const run =
+      v.rate === undefined ? medianBy(runs[i], (r) => r.rps) : medianBy(runs[i], (r) => r.p99);
+    if (v.rate !== undefined)
+      notes[i].unshift(`p99 at ${Math.round(run.rps).toLocaleString('en-US')} req/s (paced)`);
+    const failed = runs[i].reduce((n, r) => n + r.badStatus + r.errors + r.timeouts, 0);
+    if (failed > 0) notes[i].push(`WARNING: ${failed} 4xx-5xx/errors/timeouts`);
+    if (run.loopDelay !== undefined) {
+      const max = Math.max(...runs[i].map((r) => r.loopDelay?.max ?? 0));
+      notes[i].push(`loop delay p99 ${run.loopDelay.p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+    }
     if (runs[i].length > 1) notes[i].push(`median of ${runs[i].length} runs`);
     return {
       variant: v.variant,
-      value: run.rps,
-      unit: 'req/s',
+      value: v.rate === undefined ? run.rps : run.p99,
+      unit: v.rate === undefined ? 'req/s' : 'ms',
       p50: run.p50,
       p99: run.p99,
       latencyUnit: 'ms',

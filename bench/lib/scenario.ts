@@ -17,6 +17,12 @@ export interface Scenario {
    * process that `measureHttp` starts (pinned to its own CPU), never in the runner.
    */
   serve?(variant: string): Served | Promise<Served>;
+  /**
+   * For work that needs a process of its own (a clean heap, `--expose-gc`, a client pinned to
+   * the load CPU): runs in the child that `runTask` (`bench/lib/task.ts`) starts, and resolves
+   * with a JSON-serialisable result sent back to `run`.
+   */
+  task?(name: string, input: unknown): Promise<unknown>;
 }
 
 export interface Served {
@@ -25,6 +31,8 @@ export interface Served {
   renders?: () => number;
   /** Called before the child exits (e.g. `cache.close()`). */
   close?: () => Promise<void> | void;
+  /** Notes added to the variant's row when the server closes (after `close`). */
+  notes?: () => string[];
 }
 
 export interface Context {
@@ -34,7 +42,7 @@ export interface Context {
   log(message: string): void;
 }
 
-export type Unit = 'req/s' | 'µs/call' | 'ops/ms';
+export type Unit = 'req/s' | 'µs/call' | 'ops/ms' | 'ms' | 'MB';
 
 export interface Row {
   variant: string;

@@ -3,11 +3,25 @@
  * `bench/scenarios/<group>-<name>.ts` exporting a `Scenario` and list it here.
  */
 import type { Scenario } from '../lib/scenario';
+import { coldHerd } from './cold-herd';
+import { fastPath } from './hits-fast-path';
+import { middlewareVsExpress } from './hits-middleware-vs-express';
+import { stale } from './hits-stale';
+import { memoryFill } from './memory-fill';
 import { sharedStoreHits } from './shared-store-hits';
 import { hitCost } from './tag-clocks-hit-cost';
 import { revalidateScale } from './tag-clocks-revalidate-scale';
 
-export const scenarios: readonly Scenario[] = [revalidateScale, hitCost, sharedStoreHits];
+export const scenarios: readonly Scenario[] = [
+  revalidateScale,
+  hitCost,
+  middlewareVsExpress,
+  fastPath,
+  stale,
+  sharedStoreHits,
+  memoryFill,
+  coldHerd,
+];
 
 export function findScenario(name: string | undefined): Scenario | undefined {
   return scenarios.find((s) => s.name === name);
