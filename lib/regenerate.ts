@@ -39,9 +39,9 @@ export class Regenerator {
     const failure = this.failures.get(variantKey);
     if (failure !== undefined && this.engine.options.now() < failure.retryAt) {
       debug(
-        'regenerate: %s backing off until %s',
+        'regenerate: %s backing off for %d ms',
         variantKey,
-        new Date(failure.retryAt).toISOString(),
+        failure.retryAt - this.engine.options.now(),
       );
       return;
     }
