@@ -155,37 +155,35 @@ export class Engine {
 
   async lookup(key: string, headers: IncomingMessage['headers']): Promise<Lookup> {
     const epoch = this.l1?.epoch ?? 0;
-    const local = this.l1 && this.find(key, headers, (k) => this.l1?.get(k));
-    if (local !== undefined && !(local instanceof Promise) && local.entry !== undefined) {
-      return { ...local, key, local: true, epoch };
-    }
-    return {
-      ...(await this.find(key, headers, (k) => this.store.get(k))),
-      key,
-      local: false,
-      epoch,
-    };
+    const local = this.peek(key, headers);
+    if (local !== undefined) return local;
+    const found = await this.find(key, headers, (k) => this.store.get(k));
+    return { ...found, key, local: false, epoch };
   }
 
   /**
-   * The hot path of a hit: a fresh entry found without any I/O — in the memory store, or in
-   * L1 in front of Redis — or `undefined`, in which case the caller takes the async path.
-   * No promise, no allocation beyond the lookup itself.
+   * The lookup that needs no I/O, or `undefined` when only the shared store can answer. The
+   * memory store always answers (found or not); L1 answers when it holds the page. Together
+   * with `freshnessNow` it is the whole hot path of a hit: no promise, no await.
    */
-  peekFresh(
-    key: string,
-    headers: IncomingMessage['headers'],
-  ): { entry: CacheEntry; variantKey: string } | undefined {
-    const l1 = this.l1;
-    const memory = l1 === undefined && this.store instanceof MemoryStore ? this.store : undefined;
-    if (l1 === undefined && memory === undefined) return undefined;
-    const found = this.find(key, headers, (k) => (l1 ? l1.get(k) : memory?.get(k)));
-    if (found instanceof Promise || found.entry === undefined) return undefined;
-    const clocks = (l1 ? l1.clocks : this.clocks) as MemoryTagClocks;
-    const state = freshness(found.entry, this.options.now(), clocks.read(clockTags(found.entry)));
-    return state.state === 'fresh'
-      ? { entry: found.entry, variantKey: found.variantKey }
-      : undefined;
+  peek(key: string, headers: IncomingMessage['headers']): Lookup | undefined {
+    const epoch = this.l1?.epoch ?? 0;
+    if (this.l1 !== undefined) {
+      const l1 = this.l1;
+      const found = this.find(key, headers, (k) => l1.get(k));
+      if (found instanceof Promise || found.entry === undefined) return undefined;
+      return { ...found, key, local: true, epoch };
+    }
+    if (!(this.store instanceof MemoryStore)) return undefined;
+    const memory = this.store;
+    const found = this.find(key, headers, (k) => memory.get(k));
+    return found instanceof Promise ? undefined : { ...found, key, local: false, epoch };
+  }
+
+  /** `freshness` for what `peek` found: its clocks (memory, or L1's mirror) answer at once. */
+  freshnessNow(entry: CacheEntry, found: Lookup): Freshness {
+    const clocks = (found.local && this.l1 ? this.l1.clocks : this.clocks) as MemoryTagClocks;
+    return freshness(entry, this.options.now(), clocks.read(clockTags(entry)));
   }
 
   /** Looks `key` up in one tier, following a Vary record to this request's variant. */

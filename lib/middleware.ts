@@ -3,6 +3,7 @@ import { checkMountOrder, checkSetup } from './checks';
 import { ColdFlights } from './cold-flight';
 import { requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
+import type { Freshness } from './freshness';
 import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
 import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
@@ -92,8 +93,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   const { options: o } = engine;
 
   function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
-    installResponseConfig(res);
     if (isRegeneration(req)) {
+      installResponseConfig(res);
       next(); // our own render: let the app answer it
       return;
     }
@@ -105,6 +106,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
 
     const bypass = requestBypassReason(req, o);
     if (bypass !== undefined) {
+      installResponseConfig(res);
       debug('bypass: %s %s (%s)', req.method, req.url, bypass);
       engine.observer.bypass(req.url ?? '/', bypass);
       markState(res, 'BYPASS', { reason: bypass }, o.cacheStatus);
@@ -115,12 +117,21 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       return;
     }
 
-    if (answerFreshHit(req, res, req.originalUrl ?? req.url ?? '/')) return;
     const { url } = engine.canonical(req.originalUrl ?? req.url ?? '/');
     const key = engine.keyFor(req, url);
+    const local = engine.peek(key, req.headers);
+    if (local !== undefined) {
+      // Memory or L1: answered (or handed to the app) without a single await.
+      const state = local.entry && engine.freshnessNow(local.entry, local);
+      serve(req, res, next, url, local, state);
+      return;
+    }
     engine
       .lookup(key, req.headers)
-      .then((found) => serve(req, res, next, key, url, found))
+      .then(async (found) => {
+        const state = found.entry && (await engine.freshness(found.entry, found));
+        serve(req, res, next, url, found, state);
+      })
       .catch((error) => {
         // Fail open: whatever went wrong in the cache, the visitor gets the app's answer.
         engine.reporter.error(error, { phase: 'miss', key });
@@ -128,49 +139,63 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       });
   }
 
-  /**
-   * A fresh page held in memory (or L1) is answered at once, without a single await: the hot
-   * path of both the middleware and `handler(app)`. False when there is none.
-   */
-  function answerFreshHit(req: IncomingMessage, res: ServerResponse, rawUrl: string): boolean {
-    const { url } = engine.canonical(rawUrl);
-    const hit = engine.peekFresh(engine.keyFor(req, url), req.headers);
-    if (hit === undefined) return false;
-    const now = o.now();
-    debug('hit: %s', hit.variantKey);
-    engine.observer.hit(hit.variantKey, ageOf(hit.entry, now));
-    replay(req, res, hit.entry, 'HIT', now, o);
+  /** A fresh page answered from what `peek` found, for `handler(app)`; false when there is none. */
+  function answerFreshHit(req: IncomingMessage, res: ServerResponse): boolean {
+    const { url } = engine.canonical(req.url ?? '/');
+    const found = engine.peek(engine.keyFor(req, url), req.headers);
+    if (found?.entry === undefined || engine.freshnessNow(found.entry, found).state !== 'fresh') {
+      return false;
+    }
+    replayHit(req, res, found.entry, found.variantKey);
     return true;
   }
 
-  async function serve(
+  function replayHit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: CacheEntry,
+    variantKey: string,
+  ) {
+    const now = o.now();
+    debug('hit: %s', variantKey);
+    engine.observer.hit(variantKey, ageOf(entry, now));
+    replay(req, res, entry, 'HIT', now, o);
+  }
+
+  /** Answers from the entry found (HIT, or STALE + a regeneration), or renders it (MISS). */
+  function serve(
     req: IsrRequest,
     res: IsrResponse,
     next: (err?: unknown) => void,
-    key: string,
     url: string,
     found: Lookup,
-  ): Promise<void> {
-    const { entry, variantKey, vary } = found;
-    if (entry !== undefined) {
+    state: Freshness | undefined,
+  ): void {
+    const { entry, key, variantKey, vary } = found;
+    if (entry !== undefined && state !== undefined) {
       // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
-      if (!engine.index.has(variantKey)) engine.index.add({ key, variantKey }, clockTags(entry));
-      const state = await engine.freshness(entry, found);
-      const now = o.now();
+      if (!found.local && !engine.isLocalStore && !engine.index.has(variantKey)) {
+        engine.index.add({ key, variantKey }, clockTags(entry));
+      }
       if (state.state === 'fresh') {
-        debug('hit: %s', variantKey);
-        engine.observer.hit(variantKey, ageOf(entry, now));
-        return replay(req, res, entry, 'HIT', now, o);
+        replayHit(req, res, entry, variantKey);
+        return;
       }
       if (state.state === 'stale') {
+        const now = o.now();
         debug('stale: %s (%s)', variantKey, state.reason);
         engine.observer.stale(variantKey, ageOf(entry, now), state.reason);
         replay(req, res, entry, 'STALE', now, o);
-        return regenerator.trigger(key, variantKey, entry);
+        regenerator.trigger(key, variantKey, entry);
+        return;
       }
       debug('expired: %s (%s)', variantKey, state.reason);
     }
-    return cold.serve(req, res, next, variantKey, { key, url, vary });
+    installResponseConfig(res);
+    cold.serve(req, res, next, variantKey, { key, url, vary }).catch((error) => {
+      engine.reporter.error(error, { phase: 'miss', key });
+      if (!res.headersSent && !res.writableEnded) next();
+    });
   }
 
   /** RFC 9111 §4.4: a successful unsafe request invalidates the target URI's page. */
@@ -243,7 +268,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     engine.app ??= app;
     engine.start();
     return function isrFastPath(req: IncomingMessage, res: ServerResponse): void {
-      if (requestBypassReason(req, o) === undefined && answerFreshHit(req, res, req.url ?? '/')) {
+      if (requestBypassReason(req, o) === undefined && answerFreshHit(req, res)) {
         return;
       }
       app(req, res, (err?: unknown) => {
