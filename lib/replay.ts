@@ -31,12 +31,26 @@ export const defaultCacheControl: CacheControlBuilder = ({
 }) => {
   const window = revalidate === false ? ONE_YEAR : revalidate;
   const remaining = state === 'STALE' ? 0 : Math.max(0, window - age);
-  const own = (appCacheControl ?? '')
-    .split(',')
-    .map((d) => d.trim())
-    .filter((d) => d !== '' && !/^(s-maxage|stale-while-revalidate)\b/i.test(d));
-  return [...own, `s-maxage=${remaining}`, `stale-while-revalidate=${window}`].join(', ');
+  return `${appDirectives(appCacheControl)}s-maxage=${remaining}, stale-while-revalidate=${window}`;
 };
+
+/** The app's directives without the two we set, parsed once per distinct header value. */
+const directivesMemo = new Map<string, string>();
+
+function appDirectives(appCacheControl: string | undefined): string {
+  if (appCacheControl === undefined) return '';
+  let kept = directivesMemo.get(appCacheControl);
+  if (kept === undefined) {
+    const own = appCacheControl
+      .split(',')
+      .map((d) => d.trim())
+      .filter((d) => d !== '' && !/^(s-maxage|stale-while-revalidate)\b/i.test(d));
+    kept = own.length > 0 ? `${own.join(', ')}, ` : '';
+    if (directivesMemo.size >= 256) directivesMemo.clear(); // apps send a handful of values
+    directivesMemo.set(appCacheControl, kept);
+  }
+  return kept;
+}
 
 /** The options replay follows. */
 export interface ReplaySettings {

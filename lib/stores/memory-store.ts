@@ -1,5 +1,5 @@
 import type { StoredValue } from '../types';
-import type { LocalStore } from './types';
+import type { EntryStore } from './types';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -19,8 +19,7 @@ const ENTRY_OVERHEAD = 256;
  * The embedded default store: one process, bounded by bytes, least recently used out first.
  * It keeps entries as objects (no serialisation), so a hit costs a Map lookup.
  */
-export class MemoryStore implements LocalStore {
-  readonly local = true;
+export class MemoryStore implements EntryStore {
   readonly maxSize: number;
   private readonly items = new Map<string, { value: StoredValue; size: number }>();
   private bytes = 0;

@@ -15,8 +15,3 @@ export interface EntryStore {
   /** Optional: releases what the store itself opened (not what the user passed in). */
   close?(): Promise<void> | void;
 }
-
-/** A store that can tell `isr()` it is process-local (used by warnings and docs). */
-export interface LocalStore extends EntryStore {
-  readonly local: true;
-}
