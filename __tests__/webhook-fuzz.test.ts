@@ -14,6 +14,7 @@ import { isr, revalidateRouter } from '../lib';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
+import { Random } from './helpers/random';
 
 const SECRET = 'Fuzz-Webhook-Secret-0123456789-XYZ';
 const ENDPOINT = '/api/revalidate';
@@ -30,47 +31,6 @@ const PAGES: Record<string, string[]> = {
 const URLS = Object.keys(PAGES);
 const VALID_PATHS = ['/', '/blog', '/blog/hello', '/about'];
 const VALID_TAGS = ['posts', 'post-hello', 'everything'];
-
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness
-// ---------------------------------------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Random {
-  constructor(readonly next: () => number) {}
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  between(min: number, max: number): number {
-    return min + this.int(max - min + 1);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  bytes(n: number): Buffer {
-    return Buffer.from(Array.from({ length: n }, () => this.int(256)));
-  }
-  text(n: number, alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789-_./ '): string {
-    return Array.from({ length: n }, () => this.pick([...alphabet])).join('');
-  }
-  /** A control character: C0 or DEL. */
-  control(): string {
-    return this.chance(0.1) ? '\u007f' : String.fromCharCode(this.int(32));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Generated cases: every one is wrong in its body (or content type, or size) in a known way
@@ -344,7 +304,7 @@ const generators: Record<string, (r: Random) => Omit<Case, 'kind'>> = {
 };
 
 function generateCases(seed: number, count: number): Case[] {
-  const r = new Random(mulberry32(seed));
+  const r = new Random(seed);
   const kinds = Object.keys(generators);
   return Array.from({ length: count }, (_, i) => {
     // Every kind at least a few times, then at random (oversized ones are rarer: they are big).
