@@ -16,6 +16,7 @@ import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
 import { expressVersions } from './helpers/express';
+import { lateReader } from './helpers/late-reader';
 import { sleep } from './helpers/listen';
 import { REDIS_URL, uniqueNamespace } from './helpers/redis';
 
@@ -329,41 +330,6 @@ describe.each(expressVersions)(
         await keyv.disconnect();
       });
       return keyv;
-    }
-
-    /**
-     * The same Keyv, whose next `get` of `key` reads at once but answers only when the test says
-     * so: an instance that looked a page up just before the other one stored its render.
-     */
-    function lateReader(keyv: Keyv) {
-      let armed: { key: string; read: () => void; release: Promise<void> } | undefined;
-      const wrapper = {
-        store: keyv.store,
-        namespace: keyv.namespace,
-        get: async (key: string) => {
-          const value = await keyv.get(key);
-          const pause = armed;
-          if (pause !== undefined && pause.key === key) {
-            armed = undefined;
-            pause.read();
-            await pause.release;
-          }
-          return value;
-        },
-        set: (key: string, value: unknown) => keyv.set(key, value),
-        delete: (key: string) => keyv.delete(key),
-        getMany: (keys: string[]) => keyv.getMany(keys),
-        on: (event: 'error', listener: (error: unknown) => void) => keyv.on(event, listener),
-      };
-      return {
-        keyv: wrapper,
-        pauseNextGet(key: string) {
-          const read = deferred();
-          const release = deferred();
-          armed = { key, read: read.resolve, release: release.promise };
-          return { read: read.promise, release: release.resolve };
-        },
-      };
     }
 
     /** Two apps, each with its own isr() on `store`; renders are counted across both. */

@@ -25,6 +25,7 @@ import {
   sleep,
   stopEverything,
 } from './helpers/instances';
+import { lateReader } from './helpers/late-reader';
 import { rawRequest } from './helpers/raw-http';
 import { REDIS_URL, uniqueNamespace } from './helpers/redis';
 
@@ -600,42 +601,6 @@ describe('a regeneration racing an expire invalidation', () => {
 });
 
 describe('one render in total, even for a request that read Redis just before another instance finished', () => {
-  /**
-   * A Keyv over the same Redis whose next `get` of `key` reads at once but answers only when
-   * the test says so: a request that looked the page up just before another instance stored
-   * its render (on a busy server, a millisecond is enough).
-   */
-  function lateReader(keyv: Keyv) {
-    let armed: { key: string; read: () => void; release: Promise<void> } | undefined;
-    const wrapper = {
-      store: keyv.store,
-      namespace: keyv.namespace,
-      get: async (key: string) => {
-        const value = await keyv.get(key);
-        const pause = armed;
-        if (pause !== undefined && pause.key === key) {
-          armed = undefined;
-          pause.read();
-          await pause.release;
-        }
-        return value;
-      },
-      set: (key: string, value: unknown) => keyv.set(key, value),
-      delete: (key: string) => keyv.delete(key),
-      getMany: (keys: string[]) => keyv.getMany(keys),
-      on: (event: 'error', listener: (error: unknown) => void) => keyv.on(event, listener),
-    };
-    return {
-      keyv: wrapper,
-      pauseNextGet(key: string) {
-        const read = deferred();
-        const release = deferred();
-        armed = { key, read: read.resolve, release: release.promise };
-        return { read: read.promise, release: release.resolve };
-      },
-    };
-  }
-
   function twoInstances(label: string) {
     const ns = namespace(label);
     const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: ns, useKeyPrefix: false });
