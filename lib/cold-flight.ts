@@ -1,11 +1,18 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Engine, LEASE_TTL_MS } from './engine';
 import { inProcessLock } from './lease';
 import { type MissTarget, renderMiss, variantMatches } from './miss';
 import { replay } from './replay';
 import { debug } from './report';
-import { waitAtMost } from './timeout';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
+import { WaitingRoom } from './waiting-room';
+
+/** One render in flight and the requests waiting for what it makes. */
+interface Flight {
+  /** Settles with the shareable entry, or `undefined`, once the render is over. */
+  readonly result: Promise<CacheEntry | undefined>;
+  readonly waiting: WaitingRoom<CacheEntry>;
+}
 
 /**
  * Cold pages are rendered once in total. In this process, the first request renders and the
@@ -16,12 +23,14 @@ import type { CacheEntry, IsrRequest, IsrResponse } from './types';
  */
 export class ColdFlights {
   /** Renders in flight per variant key; a flight stays until its entry is stored. */
-  private readonly flights = new Map<string, Promise<CacheEntry | undefined>>();
+  private readonly flights = new Map<string, Flight>();
   /**
    * Pages whose render has finished while their store is still under way (compression):
    * requests for them are answered from the finished page, as hits.
    */
   private readonly finished = new Map<string, CacheEntry>();
+  /** Requests that already waited for a render in front of the app. */
+  private readonly waited = new WeakSet<IncomingMessage>();
   /** Background stores still running, so `idle()` can wait for them. */
   private readonly storing = new Set<Promise<void>>();
 
@@ -32,7 +41,7 @@ export class ColdFlights {
   }
 
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.storing, ...this.flights.values()]);
+    await Promise.allSettled([...this.storing, ...[...this.flights.values()].map((f) => f.result)]);
   }
 
   async serve(
@@ -42,28 +51,24 @@ export class ColdFlights {
     variantKey: string,
     target: MissTarget,
   ): Promise<void> {
-    const { options: o } = this.engine;
-    const done = this.finished.get(variantKey);
-    if (done !== undefined && variantMatches(done, req.headers)) {
-      debug('hit: %s (rendered just now, being stored)', variantKey);
-      this.engine.observer.hit(variantKey, 0);
-      return replay(req, res, done, 'HIT', o.now(), o);
-    }
+    if (this.answerJustRendered(req, res, variantKey)) return;
     const running = this.flights.get(variantKey);
     if (running !== undefined) {
-      const shared = await waitAtMost(running, o.regenerateTimeout);
-      if (shared !== undefined && variantMatches(shared, req.headers)) {
-        debug('miss: %s served from the render it waited for', variantKey);
-        this.engine.observer.miss(variantKey);
-        return replay(req, res, shared, 'MISS', o.now(), o, true);
-      }
-      // Not shareable (personalised, failed, another variant): render for ourselves.
-      this.render(req, res, once(next), target).catch((error) =>
-        this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
-      );
+      const renderAlone = () => {
+        this.render(req, res, once(next), target).catch((error) =>
+          this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
+        );
+      };
+      // A request waits for somebody else's render once: one that already waited in front
+      // of the app (`joinBeforeApp`) renders for itself, as it would have after its wait.
+      if (this.waited.has(req)) renderAlone();
+      // When the render cannot be shared (personalised, failed, another variant) or takes too
+      // long, the waiter renders for itself.
+      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, renderAlone));
       return;
     }
     debug('miss: %s', variantKey);
+    const { options: o } = this.engine;
     const handOver = once(next);
     let release = (): void => {};
     const forget = () => {
@@ -73,8 +78,11 @@ export class ColdFlights {
       }
       release();
     };
-    let flight: Promise<CacheEntry | undefined> | undefined;
-    flight = (async (): Promise<CacheEntry | undefined> => {
+    const waiting = new WaitingRoom<CacheEntry>(o.regenerateTimeout, (error) =>
+      this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
+    );
+    let flight: Flight | undefined;
+    const result = (async (): Promise<CacheEntry | undefined> => {
       const lease = await this.engine.lock.acquire(variantKey, LEASE_TTL_MS);
       if (lease === undefined) {
         const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
@@ -107,7 +115,64 @@ export class ColdFlights {
       handOver(); // fail open, unless the app already has the request
       return undefined;
     });
+    flight = { result, waiting };
     this.flights.set(variantKey, flight);
+    result.then((entry) => waiting.open(entry));
+  }
+
+  /**
+   * For `handler(app)`, before the app sees the request: a page rendered just now is answered,
+   * and a request for a page being rendered waits for it here, without the cost of the app's
+   * routing (which is most of what a herd of waiters costs). False when there is no such
+   * render; `handOver` gives the request to the app when the render cannot be shared with it.
+   */
+  joinBeforeApp(
+    req: IncomingMessage,
+    res: ServerResponse,
+    variantKey: string,
+    handOver: () => void,
+  ): boolean {
+    if (this.answerJustRendered(req, res, variantKey)) return true;
+    const running = this.flights.get(variantKey);
+    if (running === undefined) return false;
+    running.waiting.join((shared) =>
+      this.share(req, res, shared, variantKey, () => {
+        this.waited.add(req);
+        handOver();
+      }),
+    );
+    return true;
+  }
+
+  /** A page whose render finished while it is being stored is answered as a hit. */
+  private answerJustRendered(
+    req: IncomingMessage,
+    res: ServerResponse,
+    variantKey: string,
+  ): boolean {
+    const done = this.finished.get(variantKey);
+    if (done === undefined || !variantMatches(done, req.headers)) return false;
+    debug('hit: %s (rendered just now, being stored)', variantKey);
+    this.engine.observer.hit(variantKey, 0);
+    replay(req, res, done, 'HIT', this.engine.options.now(), this.engine.options);
+    return true;
+  }
+
+  /** Answers a waiter with the render it waited for, or calls `otherwise` when it cannot share it. */
+  private share(
+    req: IncomingMessage,
+    res: ServerResponse,
+    shared: CacheEntry | undefined,
+    variantKey: string,
+    otherwise: () => void,
+  ): void {
+    if (shared === undefined || !variantMatches(shared, req.headers)) {
+      otherwise();
+      return;
+    }
+    debug('miss: %s served from the render it waited for', variantKey);
+    this.engine.observer.miss(variantKey);
+    replay(req, res, shared, 'MISS', this.engine.options.now(), this.engine.options, true);
   }
 
   /**

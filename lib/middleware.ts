@@ -61,8 +61,9 @@ export interface IsrMiddleware {
   /**
    * The fast path in front of the app: `http.createServer(cache.handler(app))`. Fresh pages in
    * memory (or L1) are answered before the app sees the request — same headers, 304s and HEAD
-   * as the middleware — and every other request goes to `app` unchanged. The middleware must
-   * still be mounted in the app: it is what renders, captures and stores.
+   * as the middleware — and requests for a page being rendered wait for that render there;
+   * every other request goes to `app` unchanged. The middleware must still be mounted in the
+   * app: it is what renders, captures and stores.
    */
   handler(app: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void;
   /** Resolves once no background regeneration or store is running. Handy in tests. */
@@ -139,15 +140,30 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       });
   }
 
-  /** A fresh page answered from what `peek` found, for `handler(app)`; false when there is none. */
-  function answerFreshHit(req: IncomingMessage, res: ServerResponse): boolean {
+  /**
+   * For `handler(app)`: a fresh page in memory (or L1) is answered at once, and a request for a
+   * page being rendered joins the render's waiters (see `ColdFlights.joinBeforeApp`). False when
+   * the app must see the request (stale pages too: the middleware answers and regenerates them).
+   */
+  function answerBeforeApp(
+    req: IncomingMessage,
+    res: ServerResponse,
+    app: RequestHandler,
+  ): boolean {
     const { url } = engine.canonical(req.url ?? '/');
-    const found = engine.peek(engine.keyFor(req, url), req.headers);
-    if (found?.entry === undefined || engine.freshnessNow(found.entry, found).state !== 'fresh') {
-      return false;
+    const key = engine.keyFor(req, url);
+    const found = engine.peek(key, req.headers);
+    if (found?.entry !== undefined) {
+      const { state } = engine.freshnessNow(found.entry, found);
+      if (state === 'fresh') {
+        replayHit(req, res, found.entry, found.variantKey);
+        return true;
+      }
+      if (state === 'stale') return false;
     }
-    replayHit(req, res, found.entry, found.variantKey);
-    return true;
+    // Not in memory: while a page is being rendered its variant key is its URL's key, unless
+    // the store knows it varies, which only the middleware's lookup can tell.
+    return cold.joinBeforeApp(req, res, found?.variantKey ?? key, () => passToApp(app, req, res));
   }
 
   function replayHit(
@@ -268,14 +284,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     engine.app ??= app;
     engine.start();
     return function isrFastPath(req: IncomingMessage, res: ServerResponse): void {
-      if (requestBypassReason(req, o) === undefined && answerFreshHit(req, res)) {
-        return;
-      }
-      app(req, res, (err?: unknown) => {
-        // Only reached with a bare handler (Express apps end the response themselves).
-        res.statusCode = err ? 500 : 404;
-        res.end();
-      });
+      if (requestBypassReason(req, o) === undefined && answerBeforeApp(req, res, app)) return;
+      passToApp(app, req, res);
     };
   }
 
@@ -301,6 +311,14 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     handler,
     idle,
     close,
+  });
+}
+
+function passToApp(app: RequestHandler, req: IncomingMessage, res: ServerResponse): void {
+  app(req, res, (err?: unknown) => {
+    // Only reached with a bare handler (Express apps end the response themselves).
+    res.statusCode = err ? 500 : 404;
+    res.end();
   });
 }
 
