@@ -77,6 +77,22 @@ interface Prepared {
   /** Tags as each CDN header wants them. */
   cacheTag: string | undefined;
   surrogateKey: string | undefined;
+  /** The header list last sent: every hit within the same second reuses it as it is. */
+  last: Head | undefined;
+}
+
+/** The full header list for one state, age and cache's settings (`undefined` until needed). */
+interface Head {
+  state: CacheState;
+  age: number;
+  collapsed: boolean;
+  settings: ReplaySettings;
+  /** Everything but the body's own headers: what a 304 is built from. */
+  common: (string | string[])[];
+  /** `common` plus Content-Encoding and Content-Length, for each body. */
+  identity: string[] | undefined;
+  br: string[] | undefined;
+  gzip: string[] | undefined;
 }
 
 const prepared = new WeakMap<CacheEntry, Prepared>();
@@ -104,17 +120,88 @@ function prepare(entry: CacheEntry): Prepared {
     appCacheControl: headerText(entry.headers['cache-control']) || undefined,
     cacheTag: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'cache-tag') : undefined,
     surrogateKey: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'surrogate-key') : undefined,
+    last: undefined,
   };
   prepared.set(entry, p);
   return p;
 }
 
 /**
+ * The headers for this state and age. Only `Age`, the state and what is derived from them
+ * (Cache-Status's ttl, `s-maxage`) change, at most once a second: the list is built once for
+ * each, and a herd of waiters or a run of hits shares one array (Node only reads it).
+ */
+function headFor(
+  p: Prepared,
+  entry: CacheEntry,
+  state: CacheState,
+  age: number,
+  collapsed: boolean,
+  settings: ReplaySettings,
+): Head {
+  const last = p.last;
+  if (
+    last !== undefined &&
+    last.age === age &&
+    last.state === state &&
+    last.collapsed === collapsed &&
+    last.settings === settings
+  ) {
+    return last;
+  }
+  const common = p.fixed.slice();
+  common.push('age', String(age), 'x-isr-cache', state);
+  if (settings.cacheStatus) {
+    const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
+    common.push('cache-status', cacheStatusValue(state, { ttl, collapsed }));
+  }
+  const tags =
+    settings.cdnTags === 'cache-tag'
+      ? p.cacheTag
+      : settings.cdnTags === 'surrogate-key'
+        ? p.surrogateKey
+        : undefined;
+  if (tags !== undefined && settings.cdnTags !== false) common.push(settings.cdnTags, tags);
+  if (p.vary !== undefined) common.push('vary', p.vary);
+  const control =
+    settings.cacheControl?.({
+      revalidate: entry.revalidate,
+      age,
+      state,
+      appCacheControl: p.appCacheControl,
+    }) ?? p.appCacheControl;
+  if (control !== undefined) common.push('cache-control', control);
+  p.last = {
+    state,
+    age,
+    collapsed,
+    settings,
+    common,
+    identity: undefined,
+    br: undefined,
+    gzip: undefined,
+  };
+  return p.last;
+}
+
+/** `head.common` with the headers of the body sent (built once per head and body). */
+function withBody(head: Head, coding: 'identity' | 'br' | 'gzip', body: Buffer): string[] {
+  let headers = head[coding];
+  if (headers === undefined) {
+    headers = head.common.slice() as string[];
+    if (coding !== 'identity') headers.push('content-encoding', coding);
+    headers.push('content-length', String(body.length));
+    head[coding] = headers;
+  }
+  return headers;
+}
+
+/**
  * Writes a stored entry as the response: its headers, validators, `Date` of generation and
  * `Age` since then (RFC 9111 §5.1), the br/gzip/identity variant the client accepts, a 304
  * for a matching validator, and no body for HEAD. The headers go out in one `writeHead` with a
- * flat array built from what was prepared once per entry: a hit does no parsing, no hashing,
- * no compression, and only the few header values that change with time.
+ * flat array built once per entry and second: a hit does no parsing, no hashing, no
+ * compression, and in most cases no header work at all.
  */
 export function replay(
   req: IncomingMessage,
@@ -127,44 +214,27 @@ export function replay(
 ): void {
   const p = prepare(entry);
   const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
-  const headers = p.fixed.slice();
-  headers.push('age', String(age), 'x-isr-cache', state);
-  if (settings.cacheStatus) {
-    const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
-    headers.push('cache-status', cacheStatusValue(state, { ttl, collapsed }));
-  }
-  const tags =
-    settings.cdnTags === 'cache-tag'
-      ? p.cacheTag
-      : settings.cdnTags === 'surrogate-key'
-        ? p.surrogateKey
-        : undefined;
-  if (tags !== undefined && settings.cdnTags !== false) headers.push(settings.cdnTags, tags);
-  if (p.vary !== undefined) headers.push('vary', p.vary);
-  const control =
-    settings.cacheControl?.({
-      revalidate: entry.revalidate,
-      age,
-      state,
-      appCacheControl: p.appCacheControl,
-    }) ?? p.appCacheControl;
-  if (control !== undefined) headers.push('cache-control', control);
+  const head = headFor(p, entry, state, age, collapsed, settings);
 
   if (notModified(req, entry.etag, p.lastModified)) {
     res.removeHeader('content-type');
-    writeHead(res, 304, withoutContentType(headers));
+    writeHead(res, 304, withoutContentType(head.common));
     res.end();
     return;
   }
   let body = entry.body;
+  let coding: 'identity' | 'br' | 'gzip' = 'identity';
   if (p.vary !== undefined && (entry.br !== undefined || entry.gzip !== undefined)) {
-    const coding = preferredCoding(req.headers['accept-encoding']);
-    if (coding === 'br' && entry.br !== undefined) body = entry.br;
-    else if (coding === 'gzip' && entry.gzip !== undefined) body = entry.gzip;
-    if (body !== entry.body) headers.push('content-encoding', body === entry.br ? 'br' : 'gzip');
+    const preferred = preferredCoding(req.headers['accept-encoding']);
+    if (preferred === 'br' && entry.br !== undefined) {
+      body = entry.br;
+      coding = 'br';
+    } else if (preferred === 'gzip' && entry.gzip !== undefined) {
+      body = entry.gzip;
+      coding = 'gzip';
+    }
   }
-  headers.push('content-length', String(body.length));
-  writeHead(res, entry.status, headers as string[]);
+  writeHead(res, entry.status, withBody(head, coding, body));
   if (req.method === 'HEAD') res.end();
   else res.end(body);
 }
