@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { captureResponse } from './capture';
 import { checkRevalidate } from './checks';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
@@ -125,12 +126,13 @@ export function renderMiss(
     const context = { url: target.url, requestHeaders, generatedAt, revalidate, tags };
     const entry = await buildEntry(result, { ...context, compressThreshold: false });
     const vary = varyNames(result.headers);
-    const stored = buildEntry(result, {
-      ...context,
-      compressThreshold: options.compressThreshold,
-    }).then(async (full) => {
-      await engine.save(target.key, full, vary);
-    });
+    // The br/gzip variants are made on the loop's next turn, once the requests that waited
+    // for this render have been answered: zlib's thread pool would compete with them for CPU.
+    const stored = nextTurn()
+      .then(() => buildEntry(result, { ...context, compressThreshold: options.compressThreshold }))
+      .then(async (full) => {
+        await engine.save(target.key, full, vary);
+      });
     return { entry, stored };
   });
 }
