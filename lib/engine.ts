@@ -33,6 +33,9 @@ export interface Lookup {
 /** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
 export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
 
+/** The `vary` of a URL whose responses vary on nothing: shared, never written to. */
+const NO_VARY: string[] = Object.freeze([]) as unknown as string[];
+
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
 export const LEASE_TTL_MS = 5000;
 
@@ -169,15 +172,33 @@ export class Engine {
   peek(key: string, headers: IncomingMessage['headers']): Lookup | undefined {
     const epoch = this.l1?.epoch ?? 0;
     if (this.l1 !== undefined) {
-      const l1 = this.l1;
-      const found = this.find(key, headers, (k) => l1.get(k));
-      if (found instanceof Promise || found.entry === undefined) return undefined;
-      return { ...found, key, local: true, epoch };
+      const found = this.findNow(key, headers, this.l1);
+      return found.entry === undefined ? undefined : { ...found, key, local: true, epoch };
     }
     if (!(this.store instanceof MemoryStore)) return undefined;
-    const memory = this.store;
-    const found = this.find(key, headers, (k) => memory.get(k));
-    return found instanceof Promise ? undefined : { ...found, key, local: false, epoch };
+    return { ...this.findNow(key, headers, this.store), key, local: false, epoch };
+  }
+
+  /**
+   * `find` for a tier that answers synchronously (memory, L1), written without closures:
+   * it runs on every hit.
+   */
+  private findNow(
+    key: string,
+    headers: IncomingMessage['headers'],
+    tier: { get(key: string): StoredValue | undefined },
+  ): Pick<Lookup, 'entry' | 'variantKey' | 'vary'> {
+    const found = tier.get(key);
+    if (found === undefined || !isVaryRecord(found)) {
+      return { entry: found, variantKey: key, vary: NO_VARY };
+    }
+    const variantKey = variantKeyOf(key, found.vary, headers);
+    const entry = tier.get(variantKey);
+    return {
+      entry: entry !== undefined && !isVaryRecord(entry) ? entry : undefined,
+      variantKey,
+      vary: found.vary,
+    };
   }
 
   /** `freshness` for what `peek` found: its clocks (memory, or L1's mirror) answer at once. */
@@ -196,7 +217,7 @@ export class Engine {
     | Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
     const resolve = (found: StoredValue | undefined) => {
       if (found === undefined || !isVaryRecord(found))
-        return { entry: found, variantKey: key, vary: [] };
+        return { entry: found, variantKey: key, vary: NO_VARY };
       const variantKey = variantKeyOf(key, found.vary, headers);
       const settle = (entry: StoredValue | undefined) => ({
         entry: entry && !isVaryRecord(entry) ? entry : undefined,
