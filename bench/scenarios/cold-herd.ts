@@ -2,17 +2,25 @@
  * cold/herd — issue 6, target 6: 1,000 concurrent requests for one cold page whose render
  * takes 200 ms finish in about the render time plus a few ms, with one render.
  *
- * The server (pinned to the server CPU) mounts `app.use(isr())` before a route that waits
- * 200 ms and sends a 20 KB page. The client runs in a child on the load CPU and speaks raw
- * HTTP/1.1 over 1,000 sockets it connects (and uses once, for `/ping`) before anything is
- * timed, so neither connection set-up nor an HTTP client library's overhead is measured.
- * Then it writes the 1,000 requests for a page nobody asked for yet, in one go, and times
- * until the last full response. Each round uses a new page, after one unmeasured herd (the
- * warm-up: the first herds run on code V8 has not optimised yet). The first row is one
- * request for a cold page on its own: the render time plus one request's overhead.
+ * Three servers, each in its own child pinned to the server CPU:
+ * - the floor: a bare `node:http` server that holds the requests for 200 ms and then answers
+ *   all of them from one precomputed Buffer with the same headers the cache sends. It is what
+ *   this machine needs to send 1,000 × 20 KB responses from one core; no cache can beat it.
+ * - `app.use(isr())` before an Express route that waits 200 ms and sends a 20 KB page;
+ * - the same app behind `http.createServer(cache.handler(app))`.
+ * The client runs in a child on the load CPU and speaks raw HTTP/1.1 over 1,000 sockets per
+ * server, connected (and used once, for `/ping`) before anything is timed, so neither
+ * connection set-up nor an HTTP client library's overhead is measured. Then it writes the 1,000
+ * requests for a page nobody asked for yet, in one go, and times until the last full response.
+ * It takes the servers in turn, herd by herd, each round with a new page, after three
+ * unmeasured herds per server (the warm-up: the first herds run on code V8 has not optimised
+ * yet). The first row is one request for a cold page on its own: the render time plus one
+ * request's overhead, the baseline of the ratios.
  *
- * The server also times each herd from the first request's arrival to the last response's
- * `finish`, which leaves out the client's share (writing 1,000 requests, reading 20 MB).
+ * The servers also time each herd from the first request's arrival: the last arrival, the
+ * render's end and the last response's `finish`; "fan-out" is the time from the render's end
+ * to that last `finish`, which leaves out the client's share (writing 1,000 requests, reading
+ * 20 MB).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
@@ -28,8 +36,15 @@ const PAGE = htmlPage(20 * 1024);
 const RENDER_MS = 200;
 const HERD = 1_000;
 /** Measured herds; `BENCH_HERD_ROUNDS=20` makes them dominate a CPU profile of the server. */
-const ROUNDS = Number(process.env.BENCH_HERD_ROUNDS) || 5;
+const ROUNDS = Number(process.env.BENCH_HERD_ROUNDS) || 10;
+/** Unmeasured herds first: V8 optimises the code of both sides over the first few. */
+const WARM_UP_HERDS = 3;
 const SERVER = 'app.use(isr()), render 200 ms';
+/** The floor (see above). */
+const FLOOR = 'node:http, held 200 ms, then one Buffer';
+/** The same app behind `cache.handler(app)`: waiters join the render before Express sees them. */
+const FAST = 'cache.handler(app), render 200 ms';
+const SERVERS = [FLOOR, SERVER, FAST];
 
 /** What the server saw of one page's requests; times in ms from the first arrival. */
 interface Span {
@@ -63,20 +78,28 @@ export const coldHerd: Scenario = {
   name: 'cold/herd',
   description: `${HERD.toLocaleString('en-US')} concurrent requests for one cold page rendering in ${RENDER_MS} ms: wall time and renders`,
   async run(context) {
-    const server = await startServer(context.scenario.name, SERVER, context.settings);
-    let result: ClientResult;
+    // All servers run at once and the client takes them in turn, herd by herd, so that a busy
+    // moment on the machine weighs on every variant alike.
+    const servers = [];
+    const results = new Map<string, ClientResult>();
     try {
-      context.log(`  ${ROUNDS} herds of ${HERD} requests (client on the load CPU)`);
-      result = await runTask<ClientResult>(
+      for (const variant of SERVERS) {
+        servers.push(await startServer(context.scenario.name, variant, context.settings));
+      }
+      context.log(
+        `  ${ROUNDS} herds of ${HERD} requests per server, in turn (client on the load CPU)`,
+      );
+      const byServer = await runTask<ClientResult[]>(
         context,
         'client',
-        { origin: server.origin, count: HERD, rounds: ROUNDS },
+        { origins: servers.map((s) => s.origin), count: HERD, rounds: ROUNDS },
         { cpu: 'load' },
       );
+      SERVERS.forEach((variant, i) => results.set(variant, byServer[i]));
     } finally {
-      await server.close();
+      await Promise.all(servers.map((s) => s.close()));
     }
-    const row = (variant: string, herds: Herd[], baseline: boolean): Row => {
+    const row = (variant: string, herds: Herd[], baseline: boolean, extra: string[] = []): Row => {
       const walls = summarize(herds.map((h) => h.wallMs));
       const all = summarize(herds.flatMap((h) => h.latencies));
       const count = (pick: (h: Herd) => Record<string, number>) => {
@@ -98,7 +121,9 @@ export const coldHerd: Scenario = {
         latencyUnit: 'ms',
         baseline,
         notes: [
+          ...extra,
           `wall time, median of ${herds.length}; p50/p99 of single requests`,
+          `fan-out after the render (server) median ${summarize(herds.map((h) => h.server.lastOut - h.server.rendered)).p50.toFixed(1)} ms`,
           `renders per round ${renders}`,
           `client wall ${herds.map((h) => h.wallMs.toFixed(0)).join(', ')} ms`,
           `server, from the first request in: last in ${list(herds, (s) => s.lastIn)}, rendered ${list(herds, (s) => s.rendered)}, last out ${list(herds, (s) => s.lastOut)} ms`,
@@ -107,29 +132,41 @@ export const coldHerd: Scenario = {
         ],
       };
     };
+    const herdOf = `${HERD.toLocaleString('en-US')} concurrent requests`;
+    const of = (variant: string) => {
+      const result = results.get(variant);
+      if (result === undefined) throw new Error(`the herd server "${variant}" did not run`);
+      return result;
+    };
+    const wall = (herds: Herd[]) => summarize(herds.map((h) => h.wallMs)).p50;
+    const floorWall = wall(of(FLOOR).herds);
+    const overFloor = (herds: Herd[]) => [
+      `${(wall(herds) - floorWall).toFixed(0)} ms over the floor`,
+    ];
     return [
-      row('one request, cold page', result.singles, true),
-      row(`${HERD.toLocaleString('en-US')} concurrent requests, cold page`, result.herds, false),
+      row(`${SERVER}: one request`, of(SERVER).singles, true),
+      row(`${FLOOR}: ${herdOf}`, of(FLOOR).herds, false, [
+        'reference: the fastest fan-out possible',
+      ]),
+      row(`${SERVER}: ${herdOf}`, of(SERVER).herds, false, overFloor(of(SERVER).herds)),
+      row(`${FAST}: ${herdOf}`, of(FAST).herds, false, overFloor(of(FAST).herds)),
     ];
   },
   serve(variant): Served {
-    if (variant !== SERVER) throw new Error(`unknown variant "${variant}"`);
     /** Per path: `performance.now()` of the first arrival, the last one, the render's end… */
     const spans = new Map<string, Omit<Span, 'lastIn' | 'rendered' | 'lastOut'> & Times>();
     let renders = 0;
-    const cache = isr();
-    const app = express();
-    app.use(cache);
-    app.get('/cold/:id', (req, res) => {
+    const rendering = (path: string) => {
       renders += 1;
-      const span = spans.get(req.path);
+      const span = spans.get(path);
       if (span) span.renders += 1;
-      setTimeout(() => {
+      return () => {
         if (span) span.rendered = performance.now();
-        res.isr({ revalidate: 3600 });
-        res.type('html').send(PAGE);
-      }, RENDER_MS);
-    });
+      };
+    };
+    if (!SERVERS.includes(variant)) throw new Error(`unknown variant "${variant}"`);
+    const page =
+      variant === FLOOR ? floorServer(rendering) : cachedServer(rendering, variant === FAST);
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';
       if (url === '/ping') {
@@ -162,34 +199,52 @@ export const coldHerd: Scenario = {
       res.once('finish', () => {
         s.lastOut = performance.now();
       });
-      app(req, res);
+      page.listener(req, res);
     };
-    return { listener, renders: () => renders, close: () => cache.close() };
+    return { listener, renders: () => renders, close: page.close };
   },
   async task(name, input) {
     if (name !== 'client') throw new Error(`unknown task "${name}"`);
-    const { origin, count, rounds } = input as { origin: string; count: number; rounds: number };
-    const { hostname, port } = new URL(origin);
-    const sockets: Connection[] = [];
+    const { origins, count, rounds } = input as {
+      origins: string[];
+      count: number;
+      rounds: number;
+    };
+    const servers: Connection[][] = [];
     try {
-      // Connect in batches (the listen backlog is 511), each socket used once for /ping.
-      for (let i = 0; i < count; i += 250) {
-        const batch = await Promise.all(
-          Array.from({ length: Math.min(250, count - i) }, () => connect(hostname, Number(port))),
-        );
-        await Promise.all(batch.map((c) => c.request('/ping')));
-        sockets.push(...batch);
+      for (const origin of origins) servers.push(await connectAll(origin, count));
+      for (let round = 1; round <= WARM_UP_HERDS; round += 1) {
+        for (const sockets of servers) await herd(sockets, `/cold/warm-up-${round}`);
       }
-      await herd(sockets, '/cold/warm-up');
-      const singles: Herd[] = [];
-      const herds: Herd[] = [];
+      const results: ClientResult[] = servers.map(() => ({ singles: [], herds: [] }));
       for (let round = 1; round <= rounds; round += 1) {
-        singles.push(await herd(sockets.slice(0, 1), `/cold/single-${round}`));
-        herds.push(await herd(sockets, `/cold/herd-${round}`));
+        for (const [i, sockets] of servers.entries()) {
+          results[i].singles.push(await herd(sockets.slice(0, 1), `/cold/single-${round}`));
+          results[i].herds.push(await herd(sockets, `/cold/herd-${round}`));
+        }
       }
-      return { singles, herds } satisfies ClientResult;
+      return results;
     } finally {
-      for (const c of sockets) c.socket.destroy();
+      for (const c of servers.flat()) c.socket.destroy();
+    }
+
+    /** `count` keep-alive sockets, connected in batches (the listen backlog is 511), each used once for /ping. */
+    async function connectAll(origin: string, count: number): Promise<Connection[]> {
+      const { hostname, port } = new URL(origin);
+      const sockets: Connection[] = [];
+      try {
+        for (let i = 0; i < count; i += 250) {
+          const batch = await Promise.all(
+            Array.from({ length: Math.min(250, count - i) }, () => connect(hostname, Number(port))),
+          );
+          sockets.push(...batch);
+          await Promise.all(batch.map((c) => c.request('/ping')));
+        }
+        return sockets;
+      } catch (error) {
+        for (const c of sockets) c.socket.destroy();
+        throw error;
+      }
     }
 
     async function herd(group: Connection[], path: string): Promise<Herd> {
@@ -215,6 +270,69 @@ export const coldHerd: Scenario = {
     }
   },
 };
+
+/** Starts one render of `path`; the function it returns marks the render's end. */
+type Rendering = (path: string) => () => void;
+
+/**
+ * `app.use(isr())` before a route that takes `RENDER_MS` to send the page; with `fast`, the
+ * app is behind `cache.handler(app)`.
+ */
+function cachedServer(rendering: Rendering, fast: boolean): Served {
+  const cache = isr();
+  const app = express();
+  app.use(cache);
+  app.get('/cold/:id', (req, res) => {
+    const rendered = rendering(req.path);
+    setTimeout(() => {
+      rendered();
+      res.isr({ revalidate: 3600 });
+      res.type('html').send(PAGE);
+    }, RENDER_MS);
+  });
+  return { listener: fast ? cache.handler(app) : app, close: () => cache.close() };
+}
+
+/**
+ * The floor: the first request for a path starts a `RENDER_MS` timer, every request for it
+ * waits in a list, and the timer answers them all with one precomputed head and Buffer.
+ */
+function floorServer(rendering: Rendering): Served {
+  const body = Buffer.from(PAGE);
+  // The same headers as the cache's collapsed MISS, so that only the cache's own work differs.
+  const head = [
+    ['x-powered-by', 'Express'],
+    ['content-type', 'text/html; charset=utf-8'],
+    ['date', new Date().toUTCString()],
+    ['etag', '"floor"'],
+    ['age', '0'],
+    ['x-isr-cache', 'MISS'],
+    ['cache-status', 'express-isr; fwd=uri-miss; collapsed'],
+    ['cache-control', 's-maxage=3600, stale-while-revalidate=3600'],
+    ['content-length', String(body.length)],
+  ].flat();
+  const waiting = new Map<string, ServerResponse[]>();
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    const list = waiting.get(path);
+    if (list !== undefined) {
+      list.push(res);
+      return;
+    }
+    waiting.set(path, [res]);
+    const rendered = rendering(path);
+    setTimeout(() => {
+      rendered();
+      const all = waiting.get(path) ?? [];
+      waiting.delete(path);
+      for (const r of all) {
+        r.writeHead(200, head);
+        r.end(body);
+      }
+    }, RENDER_MS);
+  };
+  return { listener };
+}
 
 interface Times {
   first: number;
