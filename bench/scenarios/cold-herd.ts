@@ -2,10 +2,11 @@
  * cold/herd — issue 6, target 6: 1,000 concurrent requests for one cold page whose render
  * takes 200 ms finish in about the render time plus a few ms, with one render.
  *
- * Three servers, each in its own child pinned to the server CPU:
+ * Four servers, each in its own child pinned to the server CPU:
  * - the floor: a bare `node:http` server that holds the requests for 200 ms and then answers
  *   all of them from one precomputed Buffer with the same headers the cache sends. It is what
  *   this machine needs to send 1,000 × 20 KB responses from one core; no cache can beat it.
+ * - the same floor as an Express route: what Express itself costs per waiting request;
  * - `app.use(isr())` before an Express route that waits 200 ms and sends a 20 KB page;
  * - the same app behind `http.createServer(cache.handler(app))`.
  * The client runs in a child on the load CPU and speaks raw HTTP/1.1 over 1,000 sockets per
@@ -44,7 +45,9 @@ const SERVER = 'app.use(isr()), render 200 ms';
 const FLOOR = 'node:http, held 200 ms, then one Buffer';
 /** The same app behind `cache.handler(app)`: waiters join the render before Express sees them. */
 const FAST = 'cache.handler(app), render 200 ms';
-const SERVERS = [FLOOR, SERVER, FAST];
+/** The floor behind Express: the same, as an Express route (what Express costs per waiter). */
+const EXPRESS_FLOOR = 'express route, held 200 ms, then one Buffer';
+const SERVERS = [FLOOR, EXPRESS_FLOOR, SERVER, FAST];
 
 /** What the server saw of one page's requests; times in ms from the first arrival. */
 interface Span {
@@ -148,6 +151,10 @@ export const coldHerd: Scenario = {
       row(`${FLOOR}: ${herdOf}`, of(FLOOR).herds, false, [
         'reference: the fastest fan-out possible',
       ]),
+      row(`${EXPRESS_FLOOR}: ${herdOf}`, of(EXPRESS_FLOOR).herds, false, [
+        'reference: the same behind Express',
+        ...overFloor(of(EXPRESS_FLOOR).herds),
+      ]),
       row(`${SERVER}: ${herdOf}`, of(SERVER).herds, false, overFloor(of(SERVER).herds)),
       row(`${FAST}: ${herdOf}`, of(FAST).herds, false, overFloor(of(FAST).herds)),
     ];
@@ -166,7 +173,11 @@ export const coldHerd: Scenario = {
     };
     if (!SERVERS.includes(variant)) throw new Error(`unknown variant "${variant}"`);
     const page =
-      variant === FLOOR ? floorServer(rendering) : cachedServer(rendering, variant === FAST);
+      variant === FLOOR
+        ? floorServer(rendering)
+        : variant === EXPRESS_FLOOR
+          ? expressFloorServer(rendering)
+          : cachedServer(rendering, variant === FAST);
     const listener = (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url ?? '/';
       if (url === '/ping') {
@@ -298,6 +309,22 @@ function cachedServer(rendering: Rendering, fast: boolean): Served {
  * waits in a list, and the timer answers them all with one precomputed head and Buffer.
  */
 function floorServer(rendering: Rendering): Served {
+  return { listener: holdAndAnswer(rendering) };
+}
+
+/** The floor as an Express route: Express parses, routes and decorates every waiting request. */
+function expressFloorServer(rendering: Rendering): Served {
+  const app = express();
+  const answer = holdAndAnswer(rendering);
+  app.get('/cold/:id', (req, res) => answer(req, res));
+  return { listener: app };
+}
+
+/**
+ * The first request for a path starts a `RENDER_MS` timer, every request for it waits in a
+ * list, and the timer answers them all with one precomputed head and Buffer.
+ */
+function holdAndAnswer(rendering: Rendering): (req: IncomingMessage, res: ServerResponse) => void {
   const body = Buffer.from(PAGE);
   // The same headers as the cache's collapsed MISS, so that only the cache's own work differs.
   const head = [
@@ -312,7 +339,7 @@ function floorServer(rendering: Rendering): Served {
     ['content-length', String(body.length)],
   ].flat();
   const waiting = new Map<string, ServerResponse[]>();
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
+  return (req, res) => {
     const path = req.url ?? '/';
     const list = waiting.get(path);
     if (list !== undefined) {
@@ -331,7 +358,6 @@ function floorServer(rendering: Rendering): Served {
       }
     }, RENDER_MS);
   };
-  return { listener };
 }
 
 interface Times {
