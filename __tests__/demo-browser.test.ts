@@ -18,7 +18,10 @@ let browser: Browser;
 let context: BrowserContext;
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
-  [demo, browser] = await Promise.all([
+  // Both are started at once; whichever started is kept for afterAll even when the other
+  // failed, so a missing Chromium fails this suite instead of leaving the demo running (and
+  // Jest waiting for it forever).
+  const [started, launched] = await Promise.allSettled([
     startDemoProcess({ REVALIDATE: '60' }),
     chromium.launch({
       executablePath: CHROMIUM,
@@ -33,6 +36,10 @@ beforeAll(async () => {
       ],
     }),
   ]);
+  if (started.status === 'fulfilled') demo = started.value;
+  if (launched.status === 'fulfilled') browser = launched.value;
+  if (started.status === 'rejected') throw started.reason;
+  if (launched.status === 'rejected') throw launched.reason;
   // The editor's password for /admin/ (HTTP Basic), answered when the admin asks for it.
   context = await browser.newContext({
     httpCredentials: { username: 'admin', password: demo.secret },
