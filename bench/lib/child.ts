@@ -33,27 +33,18 @@ export function spawnTs(
   ]);
 }
 
-/** Runs any program (`wrk`), its stdout piped to the caller; `env` adds variables. */
-export function spawnProgram(
-  command: string[],
-  cpu: string | undefined,
-  env?: Record<string, string>,
-): ChildProcess {
-  return spawnPinned(command, cpu, ['ignore', 'pipe', 'inherit'], env);
+/** Runs any program (`wrk`), its stdout piped to the caller. */
+export function spawnProgram(command: string[], cpu: string | undefined): ChildProcess {
+  return spawnPinned(command, cpu, ['ignore', 'pipe', 'inherit']);
 }
 
 function spawnPinned(
   program: string[],
   cpu: string | undefined,
   stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[],
-  env?: Record<string, string>,
 ): ChildProcess {
   const [command, ...rest] = cpu === undefined ? program : ['taskset', '-c', cpu, ...program];
-  const child = spawn(command, rest, {
-    cwd: REPO_ROOT,
-    stdio,
-    env: env === undefined ? process.env : { ...process.env, ...env },
-  });
+  const child = spawn(command, rest, { cwd: REPO_ROOT, stdio });
   running.add(child);
   // Without a listener, a failed spawn or a send to a dead child would crash the runner;
   // `nextMessage` turns these into rejections where someone is waiting.

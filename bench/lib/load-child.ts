@@ -11,7 +11,6 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     connections: config.connections,
     duration: config.seconds,
     headers: config.headers,
-    overallRate: config.rate,
   });
   return {
     rps: result.requests.average,

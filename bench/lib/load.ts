@@ -14,12 +14,6 @@ export interface LoadConfig {
   seconds: number;
   /** Extra request headers (e.g. `If-None-Match`). */
   headers?: Record<string, string>;
-  /**
-   * Paced load: about this many requests per second in all, instead of as many as the server
-   * can answer (wrk: each connection pauses `connections / rate` s between its requests;
-   * autocannon: `overallRate`).
-   */
-  rate?: number;
 }
 
 export interface LoadResult {
@@ -39,7 +33,7 @@ export async function runLoad(
   url: string,
   settings: Settings,
   seconds = settings.seconds,
-  options: Pick<LoadConfig, 'headers' | 'rate'> = {},
+  options: Pick<LoadConfig, 'headers'> = {},
 ): Promise<LoadResult> {
   const config: LoadConfig = { url, connections: settings.connections, seconds, ...options };
   const cpu = settings.pinning.used ? settings.pinning.load : undefined;
@@ -76,11 +70,7 @@ async function runWrk(config: LoadConfig, cpu: string | undefined): Promise<Load
     ...Object.entries(config.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
     config.url,
   ];
-  const env =
-    config.rate === undefined
-      ? undefined
-      : { BENCH_WRK_DELAY_MS: String(Math.round((1000 * config.connections) / config.rate)) };
-  const child = spawnProgram(command, cpu, env);
+  const child = spawnProgram(command, cpu);
   const unregister = onCleanup(() => {
     child.kill('SIGKILL');
     return waitForExit(child, 1000);

@@ -3,7 +3,7 @@ import { throwIfStopped } from './cleanup';
 import { describe, type Expected, get, matches, until } from './http';
 import { type LoadResult, runLoad } from './load';
 import type { Context, Row } from './scenario';
-import { type LoopDelay, type ServerHandle, startServer } from './server';
+import { type ServerHandle, startServer } from './server';
 import { medianBy, summarize } from './stats';
 
 export interface HttpVariant {
@@ -22,14 +22,6 @@ export interface HttpVariant {
   expect?: Record<string, string>;
   /** How many tries the check before the load gets (25 ms apart). @default 40 */
   readyAttempts?: number;
-  /** Report the server's event-loop delay during the measured runs (median run's p99, max). */
-  loopDelay?: boolean;
-  /**
-   * Paced load at about this many req/s instead of saturating the server, for latencies that
-   * are the server's own rather than queueing. The row's result is then the p99 latency (ms,
-   * median run by p99), so its ratio compares p99s; the req/s reached goes to the notes.
-   */
-  rate?: number;
   baseline?: boolean;
   group?: string;
   notes?: string[];
@@ -37,7 +29,6 @@ export interface HttpVariant {
 
 interface Run extends LoadResult {
   cpuPerRequest: number;
-  loopDelay?: LoopDelay;
 }
 
 /**
@@ -56,9 +47,7 @@ export async function measureHttp(context: Context, variants: HttpVariant[]): Pr
   try {
     for (const v of variants) {
       throwIfStopped();
-      const server = await startServer(scenario.name, v.variant, settings, {
-        loopDelay: v.loopDelay,
-      });
+      const server = await startServer(scenario.name, v.variant, settings);
       servers.push(server);
       await until(server.origin + v.path, expected(v), v.headers, v.readyAttempts);
     }
@@ -76,7 +65,6 @@ export async function measureHttp(context: Context, variants: HttpVariant[]): Pr
         runs[i].push({
           ...run,
           cpuPerRequest: (after.micros - before.micros) / Math.max(1, run.requests),
-          loopDelay: after.loopDelay,
         });
       }
     }
@@ -92,21 +80,14 @@ export async function measureHttp(context: Context, variants: HttpVariant[]): Pr
     }
   }
   return variants.map((v, i) => {
-    const run =
-      v.rate === undefined ? medianBy(runs[i], (r) => r.rps) : medianBy(runs[i], (r) => r.p99);
-    if (v.rate !== undefined)
-      notes[i].unshift(`p99 at ${Math.round(run.rps).toLocaleString('en-US')} req/s (paced)`);
+    const run = medianBy(runs[i], (r) => r.rps);
     const failed = runs[i].reduce((n, r) => n + r.badStatus + r.errors + r.timeouts, 0);
     if (failed > 0) notes[i].push(`WARNING: ${failed} 4xx-5xx/errors/timeouts`);
-    if (run.loopDelay !== undefined) {
-      const max = Math.max(...runs[i].map((r) => r.loopDelay?.max ?? 0));
-      notes[i].push(`loop delay p99 ${run.loopDelay.p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
-    }
     if (runs[i].length > 1) notes[i].push(`median of ${runs[i].length} runs`);
     return {
       variant: v.variant,
-      value: v.rate === undefined ? run.rps : run.p99,
-      unit: v.rate === undefined ? 'req/s' : 'ms',
+      value: run.rps,
+      unit: 'req/s',
       p50: run.p50,
       p99: run.p99,
       latencyUnit: 'ms',
