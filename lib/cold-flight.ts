@@ -16,7 +16,7 @@ interface Flight {
 
 /**
  * Cold pages are rendered once in total. In this process, the first request renders and the
- * others wait for its promise (single flight). Across instances, the first request takes the
+ * others wait in its flight's waiting room (single flight), answered together when it is over. Across instances, the first request takes the
  * page's lease; an instance that cannot take it waits for the holder's entry to appear in the
  * store — for as long as the holder keeps its lease alive, at most `regenerateTimeout` — and
  * renders by itself if none comes.
@@ -54,16 +54,15 @@ export class ColdFlights {
     if (this.answerJustRendered(req, res, variantKey)) return;
     const running = this.flights.get(variantKey);
     if (running !== undefined) {
+      // A waiter renders for itself when the render cannot be shared (personalised, failed,
+      // another variant) or takes too long; and at once when it already waited in front of
+      // the app (`joinBeforeApp`): nobody waits for somebody else's render twice.
       const renderAlone = () => {
         this.render(req, res, once(next), target).catch((error) =>
           this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
         );
       };
-      // A request waits for somebody else's render once: one that already waited in front
-      // of the app (`joinBeforeApp`) renders for itself, as it would have after its wait.
       if (this.waited.has(req)) renderAlone();
-      // When the render cannot be shared (personalised, failed, another variant) or takes too
-      // long, the waiter renders for itself.
       else running.waiting.join((shared) => this.share(req, res, shared, variantKey, renderAlone));
       return;
     }
