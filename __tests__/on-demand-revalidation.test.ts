@@ -160,8 +160,8 @@ const storeKinds: [string, () => IsrOptions][] = [
 
 describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp) => {
   describe.each(storeKinds)('%s', (_store, storeOptions) => {
-    const setup = (pages: Record<string, PageSpec> = {}) =>
-      site(createApp, storeOptions(), fakeClock(), pages);
+    const setup = (pages: Record<string, PageSpec> = {}, options: IsrOptions = {}) =>
+      site(createApp, { ...storeOptions(), ...options }, fakeClock(), pages);
 
     test("revalidatePath('/p') makes /p and every query variant STALE, then HIT with the new page; /p2 and /q stay HIT", async () => {
       const s = setup();
@@ -296,8 +296,8 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
       await warm(s, [...matching, '/other', '/untagged']);
 
       s.content.version = 'v2';
+      // No idle(): the call itself resolves once the matching pages are re-rendered.
       await s.cache.revalidateTag('posts', { mode: 'regenerate' });
-      await s.cache.idle();
 
       for (const url of matching) expect(s.renders(url)).toBe(2);
       expect(s.renders('/other')).toBe(1);
@@ -314,7 +314,6 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
 
       s.content.version = 'v2';
       await s.cache.revalidatePath('/p', { mode: 'regenerate' });
-      await s.cache.idle();
 
       expect(s.renders('/p')).toBe(4);
       expect(s.renders('/p2')).toBe(1);
@@ -333,17 +332,32 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
 
       s.content.version = 'v2';
       s.hold();
-      await s.cache.revalidateTag('many', { mode: 'regenerate' });
+      const revalidated = s.cache.revalidateTag('many', { mode: 'regenerate' });
       await waitFor(() => s.concurrency.active > 0, 'the first regenerations');
       await new Promise((resolve) => setTimeout(resolve, 40)); // let any extra ones start
       expect(s.concurrency.active).toBeGreaterThan(0);
       expect(s.concurrency.active).toBeLessThanOrEqual(4);
       s.release();
-      await s.cache.idle();
+      await revalidated;
 
       expect(s.concurrency.max).toBeLessThanOrEqual(4);
       for (const url of urls) expect(s.renders(url)).toBe(2);
       for (const url of urls) await expectVisit(s, url, 'HIT', 'v2');
+    });
+
+    test("mode: 'regenerate' waits for a re-render at most regenerateTimeout; past it the old page stays, STALE", async () => {
+      const s = setup({}, { regenerateTimeout: 100 });
+      await warm(s, ['/slow']);
+
+      s.content.version = 'v2';
+      s.hold(); // the re-render never ends by itself
+      const started = Date.now();
+      await s.cache.revalidatePath('/slow', { mode: 'regenerate' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+      await expectVisit(s, '/slow', 'STALE', 'v1');
+      await waitFor(() => s.recorder.errors.length > 0, 'the timed-out regeneration reported');
+      expect(s.recorder.errors[0].context).toMatchObject({ phase: 'regenerate' });
+      s.release();
     });
 
     test("no lost update: a regeneration started before an 'expire' does not make its page servable", async () => {

@@ -34,7 +34,8 @@ export interface IsrMiddleware {
    * Marks the page at `path` (every query variant) — or, with `type: 'layout'`, every page at
    * or below `path` — stale (`mode: 'stale'`, default), unservable (`'expire'`) or stale and
    * re-rendered now (`'regenerate'`). Resolves once the store recorded it, so every instance
-   * sharing the store sees it. Throws a TypeError for an invalid path, type or mode.
+   * sharing the store sees it — with `'regenerate'`, once the re-renders are done too (for
+   * `regenerateTimeout` at most). Throws a TypeError for an invalid path, type or mode.
    */
   revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
   /** Like `revalidatePath`, for every page tagged `tag` (by `res.isr`, `Cache-Tag`, `Surrogate-Key`). */

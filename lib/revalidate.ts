@@ -2,6 +2,7 @@ import type { Engine } from './engine';
 import { layoutTag, pageTag, userTag } from './key';
 import type { Regenerator } from './regenerate';
 import { debug } from './report';
+import { waitAtMost } from './timeout';
 import type { RevalidateMode } from './types';
 
 /** Options of `revalidatePath`. */
@@ -98,8 +99,9 @@ export function typeProblem(type: unknown): string | undefined {
 /**
  * On-demand revalidation. `stale` and `expire` are one write per tag clock — no scan of the
  * cache, whatever its size — and every instance sharing the store sees it on its next read.
- * `regenerate` is `stale` plus an immediate background re-render of the matching pages this
- * process knows of (see `TagIndex`), a few at a time.
+ * `regenerate` is `stale` plus a re-render of the matching pages this process knows of (see
+ * `TagIndex`), a few at a time, waited for (up to `regenerateTimeout`) so that the next
+ * visitor gets the new page.
  */
 export class Revalidator {
   constructor(
@@ -107,7 +109,12 @@ export class Revalidator {
     private readonly regenerator: Regenerator,
   ) {}
 
-  /** Resolves once the invalidation is recorded in the store (so every instance sees it). */
+  /**
+   * Resolves once the invalidation is recorded in the store (so every instance sees it) and,
+   * with `mode: 'regenerate'`, once the matching pages are re-rendered — or `regenerateTimeout`
+   * has passed, after which the rest go on in the background. `onRevalidate` (a CDN purge)
+   * is told after that, so a CDN refetching at once gets the new pages.
+   */
   async revalidate(request: RevalidationRequest): Promise<void> {
     const { engine } = this;
     const clockTags = [
@@ -122,8 +129,10 @@ export class Revalidator {
     debug('revalidate: %s (%s, from %s)', clockTags.join(' '), request.mode, request.source);
     const { paths, tags, mode, source } = request;
     engine.observer.revalidate({ paths, tags, mode, source });
+    if (request.mode === 'regenerate') {
+      await waitAtMost(this.regenerateAll(clockTags), engine.options.regenerateTimeout);
+    }
     this.forward({ paths, tags, mode });
-    if (request.mode === 'regenerate') this.regenerateAll(clockTags);
   }
 
   /** The `onRevalidate` hook (e.g. a CDN purge): in the background, errors reported. */
@@ -137,7 +146,8 @@ export class Revalidator {
     );
   }
 
-  private regenerateAll(clockTags: string[]): void {
+  /** Re-renders the indexed pages carrying any of `clockTags`; settles when all are done. */
+  private regenerateAll(clockTags: string[]): Promise<unknown> {
     const queue = this.engine.index.pagesWith(clockTags);
     debug('revalidate: re-rendering %d page(s)', queue.length);
     const worker = async () => {
@@ -147,6 +157,13 @@ export class Revalidator {
           await this.regenerator.regenerate(page.key, page.variantKey, entry);
       }
     };
-    for (let i = 0; i < REGENERATE_CONCURRENCY; i += 1) this.regenerator.track(worker());
+    const workers: Promise<void>[] = [];
+    for (let i = 0; i < REGENERATE_CONCURRENCY; i += 1) {
+      const work = worker();
+      this.regenerator.track(work);
+      workers.push(work);
+    }
+    // A failed lookup or render is reported by `track`; the caller only waits.
+    return Promise.allSettled(workers);
   }
 }
