@@ -562,6 +562,33 @@ describe.each(expressVersions)('revalidateRouter (%s)', (version, createApp) => 
       expectJsonError(over, 413, /bytes|large|limit/i, 'maxBodySize: 100');
     });
 
+    test('without a secret in the header or query, a body that cannot be read is a 401, not a hint about the body', async () => {
+      const s = await start();
+      const cases: [string, Buffer, string][] = [
+        ['unparsable JSON', Buffer.from('{"path": "/blog/hello"'), 'application/json'],
+        ['a non-JSON body', Buffer.from('path=/blog/hello'), 'text/plain'],
+        [
+          'a body over 64 KB',
+          Buffer.from(JSON.stringify({ x: 'x'.repeat(70 * 1024) })),
+          'application/json',
+        ],
+        ['a wrong Bearer and unparsable JSON', Buffer.from('{'), 'application/json'],
+      ];
+      for (const [label, body, type] of cases) {
+        const headers: Record<string, string> = { 'content-type': type };
+        if (label.startsWith('a wrong Bearer')) headers.authorization = 'Bearer not-the-secret';
+        const response = await postBytes(s.app, ENDPOINT, body, headers);
+        expectJsonError(response, 401, /secret/, label);
+        await expectUntouched(s, label);
+      }
+      // With the secret in the header, the same bodies get what is wrong with them.
+      const withBearer = await postBytes(s.app, ENDPOINT, Buffer.from('{'), {
+        'content-type': 'application/json',
+        authorization: `Bearer ${SECRET}`,
+      });
+      expectJsonError(withBearer, 400, /JSON/, 'Bearer and unparsable JSON');
+    });
+
     test('an HMAC signature of the exact raw body authenticates the call without a secret', async () => {
       const s = await start({
         signature: { header: 'x-signature', algorithm: 'sha256', prefix: 'sha256=' },

@@ -127,7 +127,18 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
   }
 
   async function handle(req: IncomingMessage, query: URLSearchParams) {
-    const { raw, body } = await readBody(req, settings.maxBodySize);
+    let read: { raw: Buffer; body: Record<string, unknown> };
+    try {
+      read = await readBody(req, settings.maxBodySize);
+    } catch (error) {
+      // A body that cannot be read or parsed carries no secret: a caller who gave none in the
+      // header or the query is told 401, never how its body was handled.
+      if (!secretMatches([bearerOf(req), query.get('secret') ?? undefined])) {
+        throw new HttpError(401, 'missing or wrong secret');
+      }
+      throw error;
+    }
+    const { raw, body } = read;
     if (!(await authenticated(req, query, body, raw))) {
       throw new HttpError(401, 'missing or wrong secret');
     }
@@ -151,25 +162,32 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
     };
   }
 
+  /** Whether any candidate is the secret. Every one is compared, always: how long this takes says nothing about the secret. */
+  function secretMatches(candidates: unknown[]): boolean {
+    let ok = false;
+    for (const candidate of candidates) {
+      if (typeof candidate === 'string' && timingSafeEqual(digest(candidate), secretDigest))
+        ok = true;
+    }
+    return ok;
+  }
+
   async function authenticated(
     req: IncomingMessage,
     query: URLSearchParams,
     body: Record<string, unknown>,
     raw: Buffer,
   ): Promise<boolean> {
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const candidates = [bearer, query.get('secret') ?? undefined, body.secret];
-    // Every candidate is compared, always: how long this takes says nothing about the secret.
-    let ok = false;
-    for (const candidate of candidates) {
-      if (typeof candidate === 'string' && timingSafeEqual(digest(candidate), secretDigest))
-        ok = true;
-    }
+    let ok = secretMatches([bearerOf(req), query.get('secret') ?? undefined, body.secret]);
     if (!ok && settings.signature !== undefined)
       ok = signatureMatches(req, raw, settings.signature, settings.secret);
     if (!ok && settings.verify !== undefined) ok = (await settings.verify(req, raw)) === true;
     return ok;
   }
+}
+
+function bearerOf(req: IncomingMessage): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
 /** Hashing first makes the comparison constant-time whatever the lengths (timingSafeEqual needs equal lengths). */
