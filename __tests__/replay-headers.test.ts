@@ -72,8 +72,8 @@ describe('replayed headers, reused only for the same state, age and settings', (
     const page = entry();
     const collapsed = await replayed(page, 'MISS', 0, defaults, true);
     const plain = await replayed(page, 'MISS', 0, defaults, false);
-    expect(collapsed.cacheStatus).toBe('express-isr; fwd=uri-miss; collapsed');
-    expect(plain.cacheStatus).toBe('express-isr; fwd=uri-miss');
+    expect(collapsed.cacheStatus).toBe('express-isr; fwd=uri-miss; stored; collapsed');
+    expect(plain.cacheStatus).toBe('express-isr; fwd=uri-miss; stored');
   });
 
   test('a new second gives a new Age and s-maxage', async () => {

@@ -153,7 +153,10 @@ function headFor(
   common.push('age', String(age), 'x-isr-cache', state);
   if (settings.cacheStatus) {
     const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
-    common.push('cache-status', cacheStatusValue(state, { ttl, collapsed }));
+    // A MISS replayed from an entry (shared from a render this request waited for, or stored
+    // by another instance) forwards what is stored: `stored`, like the render's own MISS.
+    const stored = state === 'MISS';
+    common.push('cache-status', cacheStatusValue(state, { ttl, collapsed, stored }));
   }
   const tags =
     settings.cdnTags === 'cache-tag'
