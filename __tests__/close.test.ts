@@ -87,35 +87,42 @@ describe.each(expressVersions)('close() (%s)', (_name, createApp) => {
   });
 });
 
-describe('a process that used a cache', () => {
-  test('exits by itself once the server and the cache are closed', async () => {
-    const script = path.join(__dirname, 'fixtures', 'serve-and-exit.ts');
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      cwd: path.join(__dirname, '..'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    // A process kept alive by a leaked timer or socket never exits: kill it after a while,
-    // which the assertions below then report as a failure.
-    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.once('exit', (c, s) => resolve([c, s])),
-    );
-    clearTimeout(killer);
+/** Runs a fixture in a process of its own; resolves with how it ended and what it printed. */
+async function runFixture(name: string) {
+  const script = path.join(__dirname, 'fixtures', name);
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: path.join(__dirname, '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  // A process kept alive by a leaked timer or socket never exits: kill it after a while,
+  // which the caller's assertions then report as a failure.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.once('exit', (c, s) => resolve([c, s])),
+  );
+  clearTimeout(killer);
+  // stderr is shown only when the exit was not clean: it says why.
+  return { code, signal, stderr: code === 0 ? '' : stderr, stdout };
+}
 
-    // stderr is shown only when the exit was not clean: it says why.
-    expect({ code, signal, stderr: code === 0 ? '' : stderr }).toEqual({
-      code: 0,
-      signal: null,
-      stderr: '',
-    });
+describe('a process that used a cache', () => {
+  test('with Redis and L1, exits by itself once its server and its own store are closed, even without cache.close()', async () => {
+    const { stdout, ...exit } = await runFixture('redis-store-exit.ts');
+    expect(exit).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(JSON.parse(stdout.trim())).toEqual(['MISS', 'HIT']);
+  });
+
+  test('exits by itself once the server and the cache are closed', async () => {
+    const { stdout, ...exit } = await runFixture('serve-and-exit.ts');
+    expect(exit).toEqual({ code: 0, signal: null, stderr: '' });
     expect(JSON.parse(stdout.trim())).toEqual([
       'MISS',
       'HIT',

@@ -75,6 +75,8 @@ export class RedisEvents {
       subscriber.on('end', () => this.setLive(false));
       subscriber.on('reconnecting', () => this.setLive(false));
       await withTimeout(subscriber.connect(), this.timeout * 4, 'pub/sub: connect timed out');
+      // Our own connection: like our timers, it never keeps the process alive by itself.
+      subscriber.unref?.();
       await withTimeout(
         subscriber.subscribe(this.channel, (message) => this.receive(message)),
         this.timeout * 4,

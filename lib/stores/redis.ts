@@ -21,6 +21,8 @@ export interface RedisSubscriber {
     listener: (...args: unknown[]) => void,
   ): unknown;
   destroy?(): unknown;
+  /** node-redis: the socket no longer keeps the process alive. */
+  unref?(): void;
   disconnect?(): Promise<unknown>;
   quit?(): Promise<unknown>;
   close?(): Promise<unknown>;
