@@ -29,7 +29,10 @@ export async function renderInBackground(
   const startedAt = engine.renderStart();
   const { req, res } = syntheticExchange(url, requestHeaders);
   installResponseConfig(res as IsrResponse);
-  const captured = captureResponse(res, { maxBodySize: options.maxBodySize });
+  const captured = captureResponse(res, {
+    maxBodySize: options.maxBodySize,
+    abandonAfterMs: options.regenerateTimeout,
+  });
   let failure: Error | undefined;
   let result: Awaited<typeof captured>;
   try {

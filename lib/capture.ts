@@ -14,6 +14,12 @@ export interface CaptureOptions {
   /** The copy is dropped (and the response not stored) past this many bytes. */
   maxBodySize: number;
   /**
+   * When the client is gone before the app ended the response, how long the app still has to
+   * end it (the copy is complete then, and can be stored for everyone) before the capture
+   * settles as `aborted`. @default 30000
+   */
+  abandonAfterMs?: number;
+  /**
    * Runs once, just before the status line and headers are sent, after the app set them.
    * `wholeBody` is given when the app ends the response in one call (`res.send`, `res.end(x)`),
    * so the whole body is known before any byte goes out. Returning `'not-modified'` sends
@@ -29,7 +35,13 @@ type Callback = (error?: Error | null) => void;
  * the original `writeHead`/`write`/`end` are kept and replaced by named functions on this one
  * response object (never on a shared prototype); every overload is accepted, headers passed to
  * `writeHead` are applied through `setHeader` first so they are seen (as `on-headers` does),
- * and the original `end` is always called. Resolves once the response finished or was cut off.
+ * and the original `end` is always called.
+ *
+ * Resolves when the app ends the response: the copy is then complete, whether or not its own
+ * client is still there to receive it (a visitor leaving must not cost everyone waiting for the
+ * same page a render). It resolves as `aborted` when the app destroys the response, or when
+ * the client is gone (even before the capture began) and the app has not ended it within
+ * `abandonAfterMs`.
  */
 export function captureResponse(res: ServerResponse, options: CaptureOptions): Promise<Captured> {
   const originalWriteHead = res.writeHead;
@@ -97,6 +109,7 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     ended = true;
     const [chunk, encoding, callback] = normalizeEndArgs(args);
     collect(chunk, encoding);
+    let sent: ServerResponse | undefined;
     if (!res.headersSent) {
       const whole = !tooLarge
         ? chunks.length === 1
@@ -104,32 +117,50 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
           : Buffer.concat(chunks)
         : undefined;
       if (headersGoingOut(whole) === 'not-modified') {
-        return (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
+        sent = (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
       }
     }
-    return (originalEnd as (...a: unknown[]) => ServerResponse).call(
+    sent ??= (originalEnd as (...a: unknown[]) => ServerResponse).call(
       this,
       chunk,
       encoding as BufferEncoding,
       callback,
     );
+    settle();
+    return sent;
   } as ServerResponse['end'];
 
-  return new Promise<Captured>((resolve) => {
-    const settle = () => {
-      res.off('finish', settle);
-      res.off('close', settle);
-      const finished = res.writableFinished && ended;
+  let settle: (incomplete?: 'aborted') => void = () => {};
+  const captured = new Promise<Captured>((resolve) => {
+    let abandon: NodeJS.Timeout | undefined;
+    const onClose = () => {
+      if (ended) return;
+      abandon = setTimeout(() => settle('aborted'), options.abandonAfterMs ?? 30_000);
+      abandon.unref();
+    };
+    settle = (incomplete) => {
+      settle = () => {};
+      clearTimeout(abandon);
+      res.off('close', onClose);
       resolve({
         status: status || res.statusCode,
         headers: headers ?? { ...res.getHeaders() },
         body: tooLarge ? Buffer.alloc(0) : Buffer.concat(chunks),
-        incomplete: !finished ? 'aborted' : tooLarge ? 'too-large' : undefined,
+        incomplete: incomplete ?? (tooLarge ? 'too-large' : undefined),
       });
     };
-    res.once('finish', settle);
-    res.once('close', settle);
+    // A response whose client left before we got here emits no more 'close'.
+    if (res.destroyed || res.closed) onClose();
+    else res.once('close', onClose);
   });
+
+  const originalDestroy = res.destroy;
+  res.destroy = function captureDestroy(this: ServerResponse, ...args: unknown[]) {
+    if (!ended) settle('aborted'); // the app gave up on this response: nothing complete to keep
+    return (originalDestroy as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['destroy'];
+
+  return captured;
 }
 
 function normalizeEndArgs(args: unknown[]): [unknown, unknown, Callback | undefined] {

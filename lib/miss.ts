@@ -65,6 +65,7 @@ export function renderMiss(
 
   const captured = captureResponse(res, {
     maxBodySize: options.maxBodySize,
+    abandonAfterMs: options.regenerateTimeout,
     beforeHeaders(wholeBody) {
       const { revalidate, tags } = responseConfig(res, options.revalidate);
       const reason = responseUncacheableReason(

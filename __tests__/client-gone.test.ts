@@ -1,0 +1,310 @@
+/**
+ * Clients that go away. A page's render is captured for everyone, so a visitor leaving must
+ * cost nothing to the others: the capture is complete when the app ends the response, whether
+ * or not its own client is still there, and a response whose client left before the capture
+ * even began (an async middleware, a lease being taken) still settles. Before, such a render
+ * stayed "in flight" for ever: the next visitors waited `regenerateTimeout`, `idle()` and
+ * `close()` never resolved, a Redis lease was renewed for ever; and one client leaving
+ * mid-render sent every waiter of the herd to render for itself.
+ */
+import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { isr } from '../lib';
+import { errorRecorder } from './helpers/collect';
+import { deferred } from './helpers/deferred';
+import { expressVersions } from './helpers/express';
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+async function serve(listener: RequestListener) {
+  const server = http.createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+    new Promise<Reply>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path, method, headers, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  /** Sends a GET on a raw socket and returns the socket, to cut it off at will. */
+  const rawGet = (path: string) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    return socket;
+  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { get, rawGet, close };
+}
+
+/** Resolves with `'timeout'` when `promise` has not settled within `ms`. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+describe.each(expressVersions)(
+  'a leader whose client left before its capture began (%s)',
+  (_name, createApp) => {
+    /**
+     * The first request is held in an async middleware mounted before isr() (a rate limiter, a
+     * session store…) while its client goes away; then it reaches the cache as the leader.
+     */
+    async function setup() {
+      const recorder = errorRecorder();
+      const cache = isr({
+        regenerateTimeout: 1000,
+        onError: recorder.onError,
+        logger: recorder.logger,
+      });
+      const app = createApp();
+      const gate = deferred();
+      const arrived = deferred();
+      const closed = deferred();
+      let first = true;
+      app.use(async (_req, res, next) => {
+        if (first) {
+          first = false;
+          res.once('close', () => closed.resolve());
+          arrived.resolve();
+          await gate.promise;
+        }
+        next();
+      });
+      app.use(cache);
+      let renders = 0;
+      app.get('/page', (_req, res) => {
+        renders += 1;
+        res.type('html').send(`<h1>render ${renders}</h1>`);
+      });
+      const server = await serve(app as unknown as RequestListener);
+      const socket = server.rawGet('/page');
+      await arrived.promise;
+      socket.destroy();
+      await closed.promise;
+      gate.resolve();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return { cache, server, renders: () => renders };
+    }
+
+    test('the next visitor for the page is answered at once, not after regenerateTimeout', async () => {
+      const { cache, server, renders } = await setup();
+      try {
+        expect(renders()).toBe(1); // the app rendered the page, for nobody
+        const started = Date.now();
+        const reply = await server.get('/page');
+        expect(reply.status).toBe(200);
+        expect(Date.now() - started).toBeLessThan(500); // held ~regenerateTimeout (1000 ms)
+      } finally {
+        await server.close();
+        await within(500, cache.close());
+      }
+    });
+
+    test('idle() and close() settle', async () => {
+      const { cache, server } = await setup();
+      try {
+        await server.get('/page');
+        expect(await within(1000, cache.idle())).not.toBe('timeout');
+        expect(await within(1000, cache.close())).not.toBe('timeout');
+      } finally {
+        await server.close();
+      }
+    });
+  },
+);
+
+describe.each(expressVersions)(
+  'a leader whose client left while its lease was being taken (%s)',
+  (_name, createApp) => {
+    test('a leader whose client leaves while its lease is being taken releases the lease and its flight', async () => {
+      const recorder = errorRecorder();
+      const leaseTaken = deferred();
+      const asked = deferred();
+      let held = 0;
+      let acquired = 0;
+      // Stands in for the Redis lease (one round trip to take it).
+      const lock = {
+        async acquire() {
+          acquired += 1;
+          if (acquired === 1) {
+            asked.resolve();
+            await leaseTaken.promise;
+          }
+          held += 1;
+          return {
+            release: async () => {
+              held -= 1;
+            },
+          };
+        },
+        held: async () => held > 0,
+      };
+      const cache = isr({
+        lock,
+        regenerateTimeout: 1000,
+        onError: recorder.onError,
+        logger: recorder.logger,
+      });
+      const app = createApp();
+      const closed = deferred();
+      app.use((_req, res, next) => {
+        res.once('close', () => closed.resolve());
+        next();
+      });
+      app.use(cache);
+      let renders = 0;
+      app.get('/page', (_req, res) => {
+        renders += 1;
+        res.type('html').send(`<h1>render ${renders}</h1>`);
+      });
+      const server = await serve(app as unknown as RequestListener);
+      try {
+        const socket = server.rawGet('/page');
+        await asked.promise;
+        socket.destroy();
+        await closed.promise;
+        leaseTaken.resolve();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(renders).toBe(1);
+        expect(held).toBe(0); // the lease is renewed for ever otherwise (redis-lock.ts)
+        const started = Date.now();
+        await server.get('/page');
+        expect(Date.now() - started).toBeLessThan(500);
+      } finally {
+        await server.close();
+        await within(500, cache.close());
+      }
+    });
+  },
+);
+
+describe.each(expressVersions)(
+  'the leader of a cold herd whose client goes away mid-render (%s)',
+  (_name, createApp) => {
+    test.each([
+      ['through the middleware', false],
+      ['behind cache.handler(app)', true],
+    ])('%s: the waiters still share one render', async (_how, fastPath) => {
+      const recorder = errorRecorder();
+      const cache = isr({ onError: recorder.onError, logger: recorder.logger });
+      const app = createApp();
+      const firstRender = deferred();
+      const leaderClosed = deferred();
+      let seen = 0;
+      app.use((_req, res, next) => {
+        seen += 1;
+        if (seen === 1) res.once('close', () => leaderClosed.resolve());
+        next();
+      });
+      app.use(cache);
+      let renders = 0;
+      const started = deferred();
+      app.get('/cold', async (_req, res) => {
+        renders += 1;
+        const n = renders;
+        if (n === 1) {
+          started.resolve();
+          await firstRender.promise;
+        }
+        res.type('html').send(`<h1>render ${n}</h1>`);
+      });
+      const listener = (fastPath ? cache.handler(app as never) : app) as unknown as RequestListener;
+      const server = await serve(listener);
+      try {
+        const leader = server.rawGet('/cold');
+        await started.promise;
+        const waiters = Array.from({ length: 10 }, () => server.get('/cold'));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // all ten are waiting
+        leader.destroy(); // an impatient client, a proxy timeout…
+        await leaderClosed.promise;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        firstRender.resolve();
+        const replies = await Promise.all(waiters);
+        expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
+        // DESIGN.md: "N concurrent requests for a cold page | one render; the others wait for
+        // it and get the same page (unless it turned out uncacheable …)". The page was
+        // cacheable; only the first client left.
+        expect(renders).toBe(1);
+        expect(new Set(replies.map((r) => r.body))).toEqual(new Set(['<h1>render 1</h1>']));
+      } finally {
+        await server.close();
+        await within(2000, cache.close());
+      }
+    });
+  },
+);
+
+describe.each(expressVersions)(
+  'behind cache.handler(app), a waiter whose client left is handed to the app (%s)',
+  (_name, createApp) => {
+    test('after an unshareable render (a 500), no render stays in flight for a client that is gone', async () => {
+      const recorder = errorRecorder();
+      const cache = isr({
+        regenerateTimeout: 1000,
+        onError: recorder.onError,
+        logger: recorder.logger,
+      });
+      const app = createApp();
+      app.use(cache);
+      let renders = 0;
+      const firstRender = deferred();
+      const started = deferred();
+      app.get('/page', async (_req, res) => {
+        renders += 1;
+        const n = renders;
+        if (n === 1) {
+          started.resolve();
+          await firstRender.promise;
+          res.status(500).type('html').send('<h1>oops</h1>');
+          return;
+        }
+        res.type('html').send(`<h1>render ${n}</h1>`);
+      });
+      const server = await serve(cache.handler(app as never) as unknown as RequestListener);
+      try {
+        const leader = server.get('/page');
+        await started.promise;
+        const waiter = server.rawGet('/page'); // waits in front of the app…
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        waiter.destroy(); // …and gives up
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        firstRender.resolve();
+        expect((await leader).status).toBe(500);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(renders).toBe(2); // the waiter was rendered, for nobody
+
+        const t0 = Date.now();
+        const next = await server.get('/page');
+        expect(next.status).toBe(200);
+        expect(Date.now() - t0).toBeLessThan(500); // held ~regenerateTimeout otherwise
+        expect(await within(1000, cache.idle())).not.toBe('timeout');
+      } finally {
+        await server.close();
+        await within(500, cache.close());
+      }
+    });
+  },
+);
