@@ -423,3 +423,51 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('error', reject);
   });
 }
+
+describe.each(expressVersions)('the fast path, odd inputs (%s)', (_name, createApp) => {
+  test('a page whose app set Cache-Tag itself gets one Cache-Tag from the fast path, as from the middleware', async () => {
+    const cache = isr();
+    try {
+      const app = createApp();
+      app.use(cache);
+      app.get('/page', (_req, res) => {
+        res.append('Cache-Tag', 'posts');
+        res.append('Cache-Tag', 'post-1');
+        res.type('html').send('<h1>page</h1>');
+      });
+      await rawRequest(app, '/page'); // MISS
+      await cache.idle();
+      const viaMiddleware = await rawRequest(app, '/page');
+      const viaFastPath = await rawRequest(cache.handler(app), '/page');
+      expect(viaFastPath.headers['x-isr-cache']).toBe('HIT');
+      // Node joins repeated headers with ", ": a second Cache-Tag line would show here.
+      expect(viaMiddleware.headers['cache-tag']).toBe('posts,post-1');
+      expect(viaFastPath.headers['cache-tag']).toBe('posts,post-1');
+    } finally {
+      await cache.close();
+    }
+  });
+
+  test('a bypass function that throws on the bare request is reported, and the app answers', async () => {
+    const recorder = errorRecorder();
+    const cache = isr({
+      onError: recorder.onError,
+      logger: recorder.logger,
+      // Works through app.use(cache), where req.path is Express's; undefined before Express.
+      bypass: (req) => (req as unknown as { path: string }).path.startsWith('/admin'),
+    });
+    try {
+      const app = createApp();
+      app.use((_req, res) => {
+        res.type('html').send('<h1>from the app</h1>');
+      });
+      const response = await rawRequest(cache.handler(app), '/page');
+      expect(response.status).toBe(200);
+      expect(response.body.toString()).toBe('<h1>from the app</h1>');
+      expect(recorder.errors).toHaveLength(1);
+      expect(recorder.errors[0].error).toBeInstanceOf(TypeError);
+    } finally {
+      await cache.close();
+    }
+  });
+});

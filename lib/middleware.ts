@@ -285,7 +285,15 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     engine.app ??= app;
     engine.start();
     return function isrFastPath(req: IncomingMessage, res: ServerResponse): void {
-      if (requestBypassReason(req, o) === undefined && answerBeforeApp(req, res, app)) return;
+      try {
+        if (requestBypassReason(req, o) === undefined && answerBeforeApp(req, res, app)) return;
+      } catch (error) {
+        // A `bypass` or `key` function that throws here, on the bare request (it runs before
+        // Express adds `req.path` and the like), must not take the server down: the app, and
+        // the middleware in it, get the request instead.
+        engine.reporter.error(error, { phase: 'miss' });
+        if (res.headersSent) return;
+      }
       passToApp(app, req, res);
     };
   }

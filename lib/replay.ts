@@ -149,7 +149,17 @@ function headFor(
   ) {
     return last;
   }
-  const common = p.fixed.slice();
+  const tags =
+    settings.cdnTags === 'cache-tag'
+      ? p.cacheTag
+      : settings.cdnTags === 'surrogate-key'
+        ? p.surrogateKey
+        : undefined;
+  // The app's own tag header, if it set one, is already in `tags` (and sent once, below).
+  const common =
+    tags !== undefined && settings.cdnTags !== false
+      ? withoutHeader(p.fixed, settings.cdnTags)
+      : p.fixed.slice();
   common.push('age', String(age), 'x-isr-cache', state);
   if (settings.cacheStatus) {
     const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
@@ -158,12 +168,6 @@ function headFor(
     const stored = state === 'MISS';
     common.push('cache-status', cacheStatusValue(state, { ttl, collapsed, stored }));
   }
-  const tags =
-    settings.cdnTags === 'cache-tag'
-      ? p.cacheTag
-      : settings.cdnTags === 'surrogate-key'
-        ? p.surrogateKey
-        : undefined;
   if (tags !== undefined && settings.cdnTags !== false) common.push(settings.cdnTags, tags);
   if (p.vary !== undefined) common.push('vary', p.vary);
   const control =
@@ -258,11 +262,16 @@ function writeHead(res: ServerResponse, status: number, headers: string[]): void
 
 /** A 304 describes the page without carrying it (RFC 9110 §15.4.5): no Content-Type. */
 function withoutContentType(headers: (string | string[])[]): string[] {
+  return withoutHeader(headers, 'content-type') as string[];
+}
+
+/** A flat `[name, value, …]` list without the header `name` (lower case). */
+function withoutHeader(headers: (string | string[])[], name: string): (string | string[])[] {
   const kept: (string | string[])[] = [];
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] !== 'content-type') kept.push(headers[i], headers[i + 1]);
+    if (headers[i] !== name) kept.push(headers[i], headers[i + 1]);
   }
-  return kept as string[];
+  return kept;
 }
 
 /**
