@@ -52,7 +52,7 @@ export class ColdFlights {
     target: MissTarget,
   ): Promise<void> {
     if (this.answerJustRendered(req, res, variantKey)) return;
-    const running = this.flights.get(variantKey);
+    const running = this.renderingNow(variantKey);
     if (running !== undefined) {
       // A waiter renders for itself when the render cannot be shared (personalised, failed,
       // another variant) or takes too long; and at once when it already waited in front of
@@ -105,8 +105,11 @@ export class ColdFlights {
         }
       }
       const entry = await this.render(req, res, handOver, target, forget);
-      if (entry !== undefined && this.flights.get(variantKey) === flight)
-        this.finished.set(variantKey, entry);
+      // An 'expire' that came while this render ran (here or on another instance) forbids
+      // serving it to anyone who asked after it: only its own client got it.
+      if (entry === undefined || (await this.engine.freshness(entry)).state === 'expired')
+        return undefined;
+      if (this.flights.get(variantKey) === flight) this.finished.set(variantKey, entry);
       return entry;
     })().catch((error) => {
       forget();
@@ -132,7 +135,7 @@ export class ColdFlights {
     handOver: () => void,
   ): boolean {
     if (this.answerJustRendered(req, res, variantKey)) return true;
-    const running = this.flights.get(variantKey);
+    const running = this.renderingNow(variantKey);
     if (running === undefined) return false;
     running.waiting.join((shared) =>
       this.share(req, res, shared, variantKey, () => {
@@ -141,6 +144,21 @@ export class ColdFlights {
       }),
     );
     return true;
+  }
+
+  /**
+   * The flight whose render is still running. Once it is over its page is being stored and is
+   * answered from `finished` — unless an invalidation came meanwhile (`forgetRendered`): then a
+   * new request starts a new render rather than get the old one.
+   */
+  private renderingNow(variantKey: string): Flight | undefined {
+    const flight = this.flights.get(variantKey);
+    return flight === undefined || flight.waiting.isOpen ? undefined : flight;
+  }
+
+  /** An invalidation: pages rendered just now and still being stored are not answered any more. */
+  forgetRendered(): void {
+    this.finished.clear();
   }
 
   /** A page whose render finished while it is being stored is answered as a hit. */

@@ -83,9 +83,9 @@ export interface IsrMiddleware {
 export function createIsr(options?: IsrOptions): IsrMiddleware {
   const engine = new Engine(resolveOptions(options));
   const regenerator = new Regenerator(engine);
-  const revalidator = new Revalidator(engine, regenerator);
-  const inspector = new Inspector(engine, regenerator);
   const cold = new ColdFlights(engine);
+  const revalidator = new Revalidator(engine, regenerator, () => cold.forgetRendered());
+  const inspector = new Inspector(engine, regenerator);
   debug('options: %o', {
     ...engine.options,
     logger: undefined,

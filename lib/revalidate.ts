@@ -107,6 +107,8 @@ export class Revalidator {
   constructor(
     private readonly engine: Engine,
     private readonly regenerator: Regenerator,
+    /** Told once an invalidation is recorded (pages rendered just before must not be served). */
+    private readonly onInvalidated: () => void = () => {},
   ) {}
 
   /**
@@ -126,6 +128,7 @@ export class Revalidator {
     ];
     if (clockTags.length === 0) return;
     await engine.bump(clockTags, request.mode === 'expire' ? 'expire' : 'stale');
+    this.onInvalidated();
     debug('revalidate: %s (%s, from %s)', clockTags.join(' '), request.mode, request.source);
     const { paths, tags, mode, source } = request;
     engine.observer.revalidate({ paths, tags, mode, source });

@@ -30,6 +30,11 @@ export class WaitingRoom<T> {
     private readonly onError: (error: unknown) => void,
   ) {}
 
+  /** Whether the outcome is known (everyone waiting has been told). */
+  get isOpen(): boolean {
+    return this.outcome !== undefined;
+  }
+
   /** Waits for the outcome; once it is known, `answer` is called at once. */
   join(answer: Answer<T>): void {
     if (this.outcome !== undefined) {
