@@ -2,11 +2,13 @@
  * Replay builds an entry's header list once per state, age and cache settings and reuses it
  * for every answer in between (a herd of waiters, a run of hits). What changes any of these
  * must never reuse a list built for another: each answer's headers are checked here on real
- * responses, alternating the inputs within the same second.
+ * responses, alternating the inputs within the same second. And a header that middleware
+ * mounted before isr() set on this very response is this request's, never the stored one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheEntry } from '../lib';
+import { type CacheEntry, isr } from '../lib';
 import { type CacheState, defaultCacheControl, type ReplaySettings, replay } from '../lib/replay';
+import { expressVersions } from './helpers/express';
 import { rawRequest } from './helpers/raw-http';
 
 const GENERATED_AT = Date.UTC(2026, 0, 1);
@@ -104,3 +106,44 @@ describe('replayed headers, reused only for the same state, age and settings', (
     });
   });
 });
+
+describe.each(expressVersions)(
+  'headers set by middleware mounted before isr() (%s)',
+  (_name, createApp) => {
+    test("are this request's own on a HIT and a 304, not the first request's stored with the page", async () => {
+      const cache = isr();
+      try {
+        const app = createApp();
+        let id = 0;
+        // A request id, CORS, a per-request nonce: set on every request, before the cache.
+        app.use((_req, res, next) => {
+          id += 1;
+          res.setHeader('x-request-id', `req-${id}`);
+          next();
+        });
+        app.use(cache);
+        app.get('/page', (_req, res) => {
+          res.set('X-Page', 'from the route');
+          res.type('html').send('<h1>page</h1>');
+        });
+        const miss = await rawRequest(app, '/page');
+        expect(miss.headers['x-request-id']).toBe('req-1');
+        await cache.idle();
+
+        const hit = await rawRequest(app, '/page');
+        expect(hit.headers['x-isr-cache']).toBe('HIT');
+        expect(hit.headers['x-request-id']).toBe('req-2');
+        expect(hit.headers['x-page']).toBe('from the route'); // the route's stay stored
+        expect(hit.headers['content-type']).toMatch(/^text\/html/);
+
+        const notModified = await rawRequest(app, '/page', {
+          'if-none-match': String(hit.headers.etag),
+        });
+        expect(notModified.status).toBe(304);
+        expect(notModified.headers['x-request-id']).toBe('req-3');
+      } finally {
+        await cache.close();
+      }
+    });
+  },
+);

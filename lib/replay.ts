@@ -77,6 +77,8 @@ interface Prepared {
   /** Tags as each CDN header wants them. */
   cacheTag: string | undefined;
   surrogateKey: string | undefined;
+  /** The names of the app's stored headers that yield to the same header set before the replay. */
+  yielding: string[];
   /** The header list last sent: every hit within the same second reuses it as it is. */
   last: Head | undefined;
 }
@@ -96,6 +98,16 @@ interface Head {
 }
 
 const prepared = new WeakMap<CacheEntry, Prepared>();
+
+/** Stored headers that describe the stored body: always the entry's own on a replay. */
+const DESCRIBES_BODY = new Set([
+  'content-type',
+  'content-language',
+  'content-location',
+  'last-modified',
+  'vary',
+  'cache-control',
+]);
 
 function prepare(entry: CacheEntry): Prepared {
   let p = prepared.get(entry);
@@ -120,6 +132,7 @@ function prepare(entry: CacheEntry): Prepared {
     appCacheControl: headerText(entry.headers['cache-control']) || undefined,
     cacheTag: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'cache-tag') : undefined,
     surrogateKey: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'surrogate-key') : undefined,
+    yielding: Object.keys(entry.headers).filter((name) => !DESCRIBES_BODY.has(name)),
     last: undefined,
   };
   prepared.set(entry, p);
@@ -223,9 +236,12 @@ export function replay(
   const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
   const head = headFor(p, entry, state, age, collapsed, settings);
 
+  // Headers that middleware mounted before isr() set on this response (a request id, CORS, a
+  // nonce) are this request's: the values stored with the page (the first request's) yield.
+  const yielded = alreadySet(res, p.yielding);
   if (notModified(req, entry.etag, p.lastModified)) {
     res.removeHeader('content-type');
-    writeHead(res, 304, withoutContentType(head.common));
+    writeHead(res, 304, without(withoutContentType(head.common), yielded));
     res.end();
     return;
   }
@@ -241,7 +257,7 @@ export function replay(
       coding = 'gzip';
     }
   }
-  writeHead(res, entry.status, withBody(head, coding, body));
+  writeHead(res, entry.status, without(withBody(head, coding, body), yielded));
   if (req.method === 'HEAD') res.end();
   else res.end(body);
 }
@@ -263,6 +279,25 @@ function writeHead(res: ServerResponse, status: number, headers: string[]): void
 /** A 304 describes the page without carrying it (RFC 9110 §15.4.5): no Content-Type. */
 function withoutContentType(headers: (string | string[])[]): string[] {
   return withoutHeader(headers, 'content-type') as string[];
+}
+
+/** Which of `names` the response already has, or `undefined` for none (the usual case). */
+function alreadySet(res: ServerResponse, names: readonly string[]): Set<string> | undefined {
+  let set: Set<string> | undefined;
+  for (const name of names) {
+    if (res.hasHeader(name)) (set ??= new Set()).add(name);
+  }
+  return set;
+}
+
+/** `headers` without the names in `names` (the same array when there are none). */
+function without(headers: string[], names: Set<string> | undefined): string[] {
+  if (names === undefined) return headers;
+  const kept: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!names.has(headers[i])) kept.push(headers[i], headers[i + 1]);
+  }
+  return kept;
 }
 
 /** A flat `[name, value, …]` list without the header `name` (lower case). */
