@@ -1,7 +1,8 @@
 /**
  * Coded warnings (issue 7, item 5): each doubtful set-up prints one warning through the
  * `logger` option, with a stable code and a README anchor that exists — ISR_SHORT_REVALIDATE,
- * ISR_MOUNTED_AFTER_ROUTES, ISR_SET_COOKIE, ISR_MEMORY_STORE_IN_CLUSTER, ISR_SHORT_SECRET —
+ * ISR_MOUNTED_AFTER_ROUTES, ISR_SET_COOKIE, ISR_MEMORY_STORE_IN_CLUSTER, ISR_SHORT_SECRET,
+ * ISR_UNKNOWN_OPTION —
  * once per process however often it is triggered, and not at all when silenced by the
  * `silence` option or the `EXPRESS_ISR_SILENCE` environment variable.
  *
@@ -34,6 +35,7 @@ const CODES = [
   'ISR_SET_COOKIE',
   'ISR_MEMORY_STORE_IN_CLUSTER',
   'ISR_SHORT_SECRET',
+  'ISR_UNKNOWN_OPTION',
 ] as const;
 type Code = (typeof CODES)[number];
 
@@ -229,6 +231,25 @@ describe('ISR_MEMORY_STORE_IN_CLUSTER', () => {
   });
 });
 
+describe('ISR_UNKNOWN_OPTION', () => {
+  test('a misspelt option is named (and ignored), once', () => {
+    const lib = freshLib();
+    const recorder = errorRecorder();
+    newCache(lib, { revalidat: 10, logger: recorder.logger } as never);
+    const text = expectOneWarning(recorder.warnings, 'ISR_UNKNOWN_OPTION');
+    expect(text).toContain('"revalidat"');
+    newCache(lib, { revalidat: 10, logger: recorder.logger } as never);
+    expect(codes(recorder.warnings)).toEqual(['ISR_UNKNOWN_OPTION']);
+  });
+
+  test('known options, even undefined ones, print nothing', () => {
+    const lib = freshLib();
+    const recorder = errorRecorder();
+    newCache(lib, { revalidate: 60, store: undefined, logger: recorder.logger });
+    expect(recorder.warnings).toEqual([]);
+  });
+});
+
 describe('ISR_SHORT_SECRET', () => {
   test('a webhook secret under 16 characters, once', () => {
     const lib = freshLib();
@@ -313,7 +334,7 @@ describe('where warnings go', () => {
     process.env.NODE_APP_INSTANCE = '0';
     const lib = freshLib();
     const recorder = errorRecorder();
-    const cache = newCache(lib, { revalidate: 2, logger: recorder.logger });
+    const cache = newCache(lib, { revalidate: 2, logger: recorder.logger, typo: 1 } as never);
     lib.revalidateRouter(cache, { secret: 'short', logger: recorder.logger });
     const app = expressVersions[0][1]();
     app.get('/early', (_req: Request, res: Response) => {

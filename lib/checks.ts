@@ -17,6 +17,12 @@ export function checkSetup(engine: Engine): void {
     );
   }
   checkRevalidate(engine, options.revalidate, 'the revalidate option');
+  if (options.unknownOptions.length > 0) {
+    engine.warn(
+      'ISR_UNKNOWN_OPTION',
+      `isr() does not know the option${options.unknownOptions.length > 1 ? 's' : ''} ${options.unknownOptions.map((n) => JSON.stringify(n)).join(', ')}: ${options.unknownOptions.length > 1 ? 'they are' : 'it is'} ignored. Check the spelling against the README's Options.`,
+    );
+  }
 }
 
 /** A revalidate under 5 s (global or per response) is almost always a mistake. */

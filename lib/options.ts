@@ -143,7 +143,46 @@ export interface IsrOptions {
   now?: () => number;
 }
 
+/** Every option `isr()` knows, to name the ones it does not (a typo is otherwise silent). */
+const OPTION_NAMES = [
+  'store',
+  'l1',
+  'lock',
+  'maxSize',
+  'revalidate',
+  'statuses',
+  'contentTypes',
+  'ignoreQuery',
+  'allowQuery',
+  'key',
+  'forwardHeaders',
+  'host',
+  'bypass',
+  'regenerateTimeout',
+  'storeTimeout',
+  'maxBodySize',
+  'compress',
+  'cacheControl',
+  'invalidateOnUnsafe',
+  'app',
+  'cacheStatus',
+  'cdnTags',
+  'onRevalidate',
+  'metrics',
+  'silence',
+  'onError',
+  'logger',
+  'now',
+] as const satisfies readonly (keyof IsrOptions)[];
+// Compile-time check that the list is complete: a new option must be added to it.
+const everyOptionListed: Exclude<keyof IsrOptions, (typeof OPTION_NAMES)[number]> extends never
+  ? true
+  : never = true;
+void everyOptionListed;
+
 export interface ResolvedOptions {
+  /** Option names given to `isr()` that it does not know (warned about: ISR_UNKNOWN_OPTION). */
+  unknownOptions: string[];
   store: KeyvLike | EntryStore | string | undefined;
   l1: false | { maxSize: number };
   lock: Lock | undefined;
@@ -203,7 +242,7 @@ const COMPRESS_THRESHOLD = 1024;
  */
 export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof input !== 'object' || input === null) {
-    throw new TypeError(`isr() options must be an object, got ${describe(input)}`);
+    throw new TypeError(`[express-isr] isr() options must be an object, got ${describe(input)}`);
   }
   const given = Object.fromEntries(
     Object.entries(input).filter(([, value]) => value !== undefined),
@@ -281,6 +320,9 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof o.now !== 'function') fail('now', 'a function returning milliseconds', o.now);
 
   return {
+    unknownOptions: Object.keys(input).filter(
+      (name) => !(OPTION_NAMES as readonly string[]).includes(name),
+    ),
     store: o.store,
     l1: l1 === false ? false : { maxSize: l1.maxSize ?? DEFAULTS.maxSize },
     lock: o.lock,
