@@ -644,6 +644,16 @@ describe.each(expressVersions)('revalidateRouter (%s)', (version, createApp) => 
     });
   });
 
+  test('with express.json() mounted before, maxBodySize still applies to the declared size: 413', async () => {
+    const s = setup(createApp, version, { json: true, router: { maxBodySize: 100 } });
+    await warm(s);
+    const response = await post(s.app, withSecret())
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ path: '/blog/hello', padding: 'x'.repeat(200) }));
+    expectJsonError(response, 413, /bytes|large|limit/i);
+    await expectUntouched(s);
+  });
+
   test('with express.json() mounted before, a malformed body gets a 4xx and invalidates nothing', async () => {
     const s = setup(createApp, version, { json: true });
     await warm(s);

@@ -24,12 +24,15 @@ export async function readBody(
   limit: number,
 ): Promise<{ raw: Buffer; body: Record<string, unknown> }> {
   const parsed = (req as { body?: unknown }).body;
+  const declared = Number(req.headers['content-length']);
   if (req.readableEnded && parsed !== undefined) {
-    // express.json() (or another parser) mounted before us consumed the stream already.
+    // express.json() (or another parser) mounted before us consumed the stream already: its
+    // own limit applied, and ours still does to the size the client declared. The raw bytes
+    // (for `signature` and `verify`) are only there if the parser kept them as `req.rawBody`.
+    if (declared > limit) throw new HttpError(413, `body must be at most ${limit} bytes`);
     const raw = (req as { rawBody?: unknown }).rawBody;
     return { raw: Buffer.isBuffer(raw) ? raw : Buffer.alloc(0), body: asObject(parsed) };
   }
-  const declared = Number(req.headers['content-length']);
   if (declared > limit) throw new HttpError(413, `body must be at most ${limit} bytes`);
   const raw = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
