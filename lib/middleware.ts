@@ -86,11 +86,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   const cold = new ColdFlights(engine);
   const revalidator = new Revalidator(engine, regenerator, () => cold.forgetRendered());
   const inspector = new Inspector(engine, regenerator);
-  debug('options: %o', {
-    ...engine.options,
-    logger: undefined,
-    store: describeStore(engine.options.store),
-  });
+  const { logger: _logger, unknownOptions: _unknown, ...shown } = engine.options;
+  debug('options: %o', { ...shown, store: describeStore(engine.options.store) });
   checkSetup(engine);
   const { options: o } = engine;
 

@@ -285,7 +285,9 @@ function withoutContentType(headers: (string | string[])[]): string[] {
 function alreadySet(res: ServerResponse, names: readonly string[]): Set<string> | undefined {
   let set: Set<string> | undefined;
   for (const name of names) {
-    if (res.hasHeader(name)) (set ??= new Set()).add(name);
+    if (!res.hasHeader(name)) continue;
+    set ??= new Set();
+    set.add(name);
   }
   return set;
 }
