@@ -308,3 +308,47 @@ describe.each(expressVersions)(
     });
   },
 );
+
+describe.each(expressVersions)(
+  'a render the app gives up on after its client left (%s)',
+  (_name, createApp) => {
+    test('is abandoned after regenerateTimeout: nothing stored, nothing left in flight', async () => {
+      const recorder = errorRecorder();
+      const cache = isr({
+        regenerateTimeout: 150,
+        onError: recorder.onError,
+        logger: recorder.logger,
+      });
+      const app = createApp();
+      app.use(cache);
+      let renders = 0;
+      const started = deferred();
+      app.get('/page', (_req, res) => {
+        renders += 1;
+        if (renders === 1) {
+          // An app that stops working for a client that left, and never ends the response.
+          started.resolve();
+          return;
+        }
+        res.type('html').send(`<h1>render ${renders}</h1>`);
+      });
+      const server = await serve(app as unknown as RequestListener);
+      try {
+        const socket = server.rawGet('/page');
+        await started.promise;
+        socket.destroy();
+        const gaveUpAt = Date.now();
+        // idle() waits for the flight: it ends once regenerateTimeout passed without `end`.
+        expect(await within(2000, cache.idle())).not.toBe('timeout');
+        expect(Date.now() - gaveUpAt).toBeGreaterThanOrEqual(100);
+        const next = await server.get('/page');
+        expect(next.status).toBe(200);
+        expect(next.headers['x-isr-cache']).toBe('MISS'); // the abandoned render stored nothing
+        expect(next.body).toBe('<h1>render 2</h1>');
+      } finally {
+        await server.close();
+        await within(1000, cache.close());
+      }
+    });
+  },
+);
