@@ -109,25 +109,26 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     ended = true;
     const [chunk, encoding, callback] = normalizeEndArgs(args);
     collect(chunk, encoding);
-    let sent: ServerResponse | undefined;
-    if (!res.headersSent) {
-      const whole = !tooLarge
-        ? chunks.length === 1
-          ? chunks[0]
-          : Buffer.concat(chunks)
-        : undefined;
-      if (headersGoingOut(whole) === 'not-modified') {
-        sent = (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
+    try {
+      if (!res.headersSent) {
+        const whole = !tooLarge
+          ? chunks.length === 1
+            ? chunks[0]
+            : Buffer.concat(chunks)
+          : undefined;
+        if (headersGoingOut(whole) === 'not-modified') {
+          return (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
+        }
       }
+      return (originalEnd as (...a: unknown[]) => ServerResponse).call(
+        this,
+        chunk,
+        encoding as BufferEncoding,
+        callback,
+      );
+    } finally {
+      settle(); // even if `end` threw: the app is done with this response either way
     }
-    sent ??= (originalEnd as (...a: unknown[]) => ServerResponse).call(
-      this,
-      chunk,
-      encoding as BufferEncoding,
-      callback,
-    );
-    settle();
-    return sent;
   } as ServerResponse['end'];
 
   let settle: (incomplete?: 'aborted') => void = () => {};
