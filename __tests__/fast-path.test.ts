@@ -448,6 +448,36 @@ describe.each(expressVersions)('the fast path, odd inputs (%s)', (_name, createA
     }
   });
 
+  test('through app.use(cache) too, a key function that throws is reported, and the app answers, uncached', async () => {
+    const recorder = errorRecorder();
+    const cache = isr({
+      onError: recorder.onError,
+      logger: recorder.logger,
+      key: () => {
+        throw new Error('the key function is broken');
+      },
+    });
+    try {
+      const app = createApp();
+      app.use(cache);
+      app.get('/page', (_req, res) => {
+        res.type('html').send('<h1>from the app</h1>');
+      });
+      for (let i = 0; i < 2; i += 1) {
+        const response = await rawRequest(app, '/page');
+        expect(response.status).toBe(200);
+        expect(response.body.toString()).toBe('<h1>from the app</h1>');
+        expect(response.headers['x-isr-cache']).toBeUndefined();
+      }
+      expect(recorder.errors.map((e) => e.error.message)).toEqual([
+        'the key function is broken',
+        'the key function is broken',
+      ]);
+    } finally {
+      await cache.close();
+    }
+  });
+
   test('a bypass function that throws on the bare request is reported, and the app answers', async () => {
     const recorder = errorRecorder();
     const cache = isr({

@@ -103,7 +103,20 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       checkMountOrder(engine, req, isrMiddleware);
     }
 
-    const bypass = requestBypassReason(req, o);
+    let bypass: string | undefined;
+    let url: string;
+    let key: string;
+    try {
+      bypass = requestBypassReason(req, o);
+      ({ url } = engine.canonical(req.originalUrl ?? req.url ?? '/'));
+      key = engine.keyFor(req, url);
+    } catch (error) {
+      // Your `bypass` or `key` threw: the visitor gets the app's answer, uncached (fail open).
+      engine.reporter.error(error, { phase: 'miss' });
+      installResponseConfig(res);
+      next();
+      return;
+    }
     if (bypass !== undefined) {
       installResponseConfig(res);
       debug('bypass: %s %s (%s)', req.method, req.url, bypass);
@@ -116,8 +129,6 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       return;
     }
 
-    const { url } = engine.canonical(req.originalUrl ?? req.url ?? '/');
-    const key = engine.keyFor(req, url);
     const local = engine.peek(key, req.headers);
     if (local !== undefined) {
       // Memory or L1: answered (or handed to the app) without a single await.
