@@ -10,14 +10,15 @@ import type { CacheEntry, IsrResponse, RequestHandler } from './types';
 /** A background render's outcome: a page to store, or why there is none to store. */
 export type BackgroundResult =
   | { entry: CacheEntry; vary: string[] }
-  | { entry: undefined; uncacheable: string };
+  | { entry: undefined; uncacheable: string; startedAt: number };
 
 /**
  * Renders `url` through the app for a synthetic anonymous request carrying exactly
- * `requestHeaders`, within `regenerateTimeout`, and turns a complete 2xx answer into an entry
- * (with its br/gzip variants). Rejects when the app throws, answers non-2xx, falls through to
- * the final handler, cuts the response off or runs past the deadline: the caller keeps what it
- * had. Used by regeneration and prerendering alike.
+ * `requestHeaders`, within `regenerateTimeout`, and turns a complete answer whose status is
+ * 2xx or one of `statuses` into an entry (with its br/gzip variants), or says why it may not be
+ * stored (too large, a cookie…). Rejects when the app throws, answers another status, falls
+ * through to the final handler, cuts the response off or runs past the deadline: the caller
+ * keeps what it had. Used by regeneration and prerendering alike.
  */
 export async function renderInBackground(
   engine: Engine,
@@ -48,16 +49,20 @@ export async function renderInBackground(
       `the render took longer than ${options.regenerateTimeout} ms`,
     );
     if (failure !== undefined) throw failure;
-    if (result.incomplete !== undefined) throw new Error(`the response was ${result.incomplete}`);
+    if (result.incomplete === 'aborted') throw new Error('the response was aborted');
   } catch (error) {
     res.destroy(); // stop whatever the route is still doing from writing into a dead response
     throw error;
   }
-  if (result.status < 200 || result.status >= 300)
+  // A status the cache may store (a 404 with `statuses: [200, 404]`) is the page's new answer;
+  // any other non-2xx is a failure, and the page that was there stays.
+  if ((result.status < 200 || result.status >= 300) && !options.statuses.includes(result.status))
     throw new Error(`the app answered ${result.status}`);
   const { revalidate, tags } = responseConfig(res as IsrResponse, options.revalidate);
-  const uncacheable = responseUncacheableReason(result.status, result.headers, revalidate, options);
-  if (uncacheable !== undefined) return { entry: undefined, uncacheable };
+  const uncacheable =
+    result.incomplete ??
+    responseUncacheableReason(result.status, result.headers, revalidate, options);
+  if (uncacheable !== undefined) return { entry: undefined, uncacheable, startedAt };
   const entry = await buildEntry(result, {
     url,
     requestHeaders,

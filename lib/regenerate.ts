@@ -8,6 +8,13 @@ const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 60_000;
 /** Failure records kept for backoff; the oldest are forgotten past this. */
 const MAX_FAILURES = 10_000;
+/**
+ * Stale-triggered regenerations running at once in this process. Past it, a stale request
+ * starts none: its page is still served STALE, and a later request starts the regeneration.
+ * (A crawler, or the first visitors after a layout-wide invalidation, would otherwise start
+ * one render per page at once.)
+ */
+export const MAX_CONCURRENT_REGENERATIONS = 8;
 
 interface Failure {
   attempt: number;
@@ -36,6 +43,10 @@ export class Regenerator {
    */
   trigger(key: string, variantKey: string, entry: CacheEntry): void {
     if (this.closed || this.running.has(variantKey)) return;
+    if (this.running.size >= MAX_CONCURRENT_REGENERATIONS) {
+      debug('regenerate: %s waits for a free slot (%d running)', variantKey, this.running.size);
+      return;
+    }
     const failure = this.failures.get(variantKey);
     if (failure !== undefined && this.engine.options.now() < failure.retryAt) {
       debug(
@@ -48,11 +59,20 @@ export class Regenerator {
     this.start(key, variantKey, entry);
   }
 
-  /** Regenerates now, asked for explicitly (no backoff); joins a run already going. */
-  regenerate(key: string, variantKey: string, entry: CacheEntry): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  /**
+   * Regenerates now, asked for explicitly (no backoff). A run already going may have started
+   * before the invalidation that asks for this one: it is waited for, and a new run starts
+   * unless the page it stored is fresh.
+   */
+  async regenerate(key: string, variantKey: string): Promise<void> {
+    if (this.closed) return;
+    const running = this.running.get(variantKey);
+    if (running !== undefined) await running;
+    const entry = await this.engine.lookupEntry(variantKey);
+    if (entry === undefined || this.closed) return;
+    if (running !== undefined && (await this.engine.freshness(entry)).state === 'fresh') return;
     this.failures.delete(variantKey);
-    return this.running.get(variantKey) ?? this.start(key, variantKey, entry);
+    await (this.running.get(variantKey) ?? this.start(key, variantKey, entry));
   }
 
   /** Background work started on behalf of regenerations, for `idle()` to wait for. */
@@ -86,12 +106,11 @@ export class Regenerator {
     const { engine } = this;
     const app = engine.app;
     if (app === undefined) {
-      engine.reporter.error(
+      // Backs off like any failure: reported once per window, not on every stale request.
+      this.recordFailure(
+        variantKey,
+        previous.url,
         new Error('no app to regenerate with: pass the `app` option (Connect, node:http)'),
-        {
-          phase: 'regenerate',
-          key,
-        },
       );
       return;
     }
@@ -115,13 +134,17 @@ export class Regenerator {
     try {
       const result = await renderInBackground(engine, app, previous.url, previous.requestHeaders);
       if (result.entry === undefined) {
-        // The page is no longer cacheable (the app says so now): stop serving the old copy.
-        debug(
-          'regenerate: %s no longer cacheable (%s), entry removed',
-          variantKey,
-          result.uncacheable,
-        );
-        await engine.remove(variantKey);
+        // The page is no longer cacheable (the app says so now): stop serving the old copy —
+        // unless a page rendered after this one started was stored meanwhile.
+        const stored = await engine.lookupEntry(variantKey);
+        if (stored === undefined || stored.generatedAt <= result.startedAt) {
+          debug(
+            'regenerate: %s no longer cacheable (%s), entry removed',
+            variantKey,
+            result.uncacheable,
+          );
+          await engine.remove(variantKey);
+        }
       } else {
         await engine.save(key, result.entry, result.vary);
         const duration = performance.now() - startedAt;

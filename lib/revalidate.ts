@@ -155,9 +155,7 @@ export class Revalidator {
     debug('revalidate: re-rendering %d page(s)', queue.length);
     const worker = async () => {
       for (let page = queue.shift(); page !== undefined; page = queue.shift()) {
-        const entry = await this.engine.lookupEntry(page.variantKey);
-        if (entry !== undefined)
-          await this.regenerator.regenerate(page.key, page.variantKey, entry);
+        await this.regenerator.regenerate(page.key, page.variantKey);
       }
     };
     const workers: Promise<void>[] = [];
