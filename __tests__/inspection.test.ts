@@ -193,6 +193,49 @@ describe('cache.entries({ prefix, limit })', () => {
   });
 });
 
+describe('cache.entries() over a store whose walk misbehaves', () => {
+  /**
+   * A Keyv-shaped store over a Map whose iterator yields what is stored and then does what
+   * `then` says: throws (as Keyv does on another app's non-JSON value in a namespace-less
+   * Redis), or hangs (a SCAN through millions of other keys that yields nothing of ours).
+   */
+  function oddStore(then: 'throw' | 'hang') {
+    const map = new Map<string, unknown>();
+    return {
+      get: async (key: string) => map.get(key),
+      set: async (key: string, value: unknown) => {
+        map.set(key, value);
+        return true;
+      },
+      delete: async (key: string) => map.delete(key),
+      async *iterator() {
+        for (const pair of [...map].filter(([key]) => key.startsWith('/'))) yield pair;
+        if (then === 'throw') throw new SyntaxError('Unexpected token s in JSON at position 0');
+        await new Promise(() => {}); // never settles
+      },
+    };
+  }
+
+  test('a walk that throws partway: the pages found so far, truncated, and the error reported', async () => {
+    const { cache, visit, recorder } = setup({ store: oddStore('throw') });
+    await visit('/about');
+    const listed = await cache.entries();
+    expect(listed.entries.map((e) => e.url)).toEqual(['/about']);
+    expect(listed.truncated).toBe(true);
+    expect(recorder.errors.map((e) => e.context.phase)).toEqual(['store']);
+  });
+
+  test('a walk that stops yielding: the answer comes within the 5 s budget, truncated', async () => {
+    const { cache, visit } = setup({ store: oddStore('hang') });
+    await visit('/about');
+    const started = Date.now();
+    const listed = await cache.entries();
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(listed).toMatchObject({ truncated: true });
+    expect(listed.entries.map((e) => e.url)).toEqual(['/about']);
+  }, 10_000);
+});
+
 describe('the router: GET /entry and GET /entries behind the secret', () => {
   test('GET /entries?prefix=/blog with a Bearer secret → 200 JSON listing', async () => {
     const { app, visit } = setup();

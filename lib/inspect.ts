@@ -1,5 +1,6 @@
 import { type Engine, isVaryRecord } from './engine';
 import type { Regenerator } from './regenerate';
+import { waitAtMost } from './timeout';
 import type { CacheEntry, IsrRequest } from './types';
 
 /** What the cache holds for one page, and in what state: `cache.entry()`, `GET /entry`. */
@@ -66,13 +67,27 @@ export class Inspector {
     }
     const deadline = Date.now() + LISTING_BUDGET_MS;
     const entries: EntryInfo[] = [];
-    for await (const [key, value] of this.engine.walk()) {
-      if (Date.now() > deadline) return { entries, truncated: true };
-      if (isVaryRecord(value) || !value.url.startsWith(prefix)) continue;
-      if (entries.length >= limit) return { entries, truncated: true }; // one more than fits
-      entries.push(await this.describe(key, value));
+    const walk = this.engine.walk()[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        // Each step is raced against the budget: a scan through millions of other apps' keys
+        // may go a long time without yielding one of ours.
+        const step = await waitAtMost(walk.next(), deadline - Date.now());
+        if (step === undefined) return { entries, truncated: true };
+        if (step.done) return { entries, truncated: false };
+        const [key, value] = step.value;
+        if (isVaryRecord(value) || !value.url.startsWith(prefix)) continue;
+        if (entries.length >= limit) return { entries, truncated: true }; // one more than fits
+        entries.push(await this.describe(key, value));
+      }
+    } catch (error) {
+      // A value the adapter cannot read (another app's key in a Keyv without a namespace)
+      // ends its walk: what was found so far is the answer.
+      this.engine.reporter.error(error, { phase: 'store' });
+      return { entries, truncated: true };
+    } finally {
+      walk.return?.(undefined).catch(() => {});
     }
-    return { entries, truncated: false };
   }
 
   private async describe(key: string, entry: CacheEntry): Promise<EntryInfo> {

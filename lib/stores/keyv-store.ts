@@ -64,10 +64,15 @@ export class KeyvStore implements EntryStore {
   }
 
   get(key: string): Promise<StoredValue | undefined> {
-    return this.watch(async () => {
-      const raw = await this.keyv.get(key);
-      return raw === undefined || raw === null ? undefined : deserialize(raw);
-    });
+    // A value that came back was read: an error event meanwhile belongs to another call (a
+    // refused write during an out-of-memory episode must not turn stored pages into misses).
+    return this.watch(
+      async () => {
+        const raw = await this.keyv.get(key);
+        return raw === undefined || raw === null ? undefined : deserialize(raw);
+      },
+      (value) => value !== undefined,
+    );
   }
 
   set(key: string, value: StoredValue): Promise<void> {
@@ -115,12 +120,13 @@ export class KeyvStore implements EntryStore {
   /**
    * Keyv swallows adapter failures (a `get` resolves `undefined`, a `set` may resolve `true`)
    * and emits `error` instead: an error event during the call makes the call fail, so that an
-   * outage is seen as one and not as an endless series of misses.
+   * outage is seen as one and not as an endless series of misses — unless `succeeded` says the
+   * result itself proves the call worked (the event was another call's).
    */
-  private async watch<T>(call: () => Promise<T>): Promise<T> {
+  private async watch<T>(call: () => Promise<T>, succeeded?: (result: T) => boolean): Promise<T> {
     const before = this.errorCount;
     const result = await call();
-    if (this.errorCount !== before) throw toError(this.lastError);
+    if (this.errorCount !== before && !succeeded?.(result)) throw toError(this.lastError);
     return result;
   }
 }
