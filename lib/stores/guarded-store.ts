@@ -31,6 +31,8 @@ const COOL_DOWN_MS = 1000;
 export class GuardedStore {
   private openUntil = 0;
   private failing = false;
+  /** A call is probing the failing store: the others keep failing at once until it settles. */
+  private probing = false;
   private lastRefusal: string | undefined;
 
   constructor(
@@ -65,7 +67,11 @@ export class GuardedStore {
 
   /** Runs `fn` under the same timeout and circuit breaker as the store calls. */
   async attempt<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
-    if (this.failing && this.options.now() < this.openUntil) return { ok: false };
+    let probe = false;
+    if (this.failing) {
+      if (this.probing || this.options.now() < this.openUntil) return { ok: false };
+      this.probing = probe = true; // half-open: this call alone tries the store
+    }
     try {
       const ready = this.options.ready;
       const value = await withTimeout(
@@ -93,6 +99,8 @@ export class GuardedStore {
         this.options.onOutage(error);
       }
       return { ok: false };
+    } finally {
+      if (probe) this.probing = false;
     }
   }
 }
