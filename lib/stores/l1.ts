@@ -14,7 +14,10 @@ export class L1 {
   private readonly store: MemoryStore;
   private mirror = new MemoryTagClocks();
   private serving = false;
-  /** Changes whenever the event stream (re)starts: copies read before it must not be kept. */
+  /**
+   * Changes whenever the event stream (re)starts or another instance replaces a page: copies
+   * read before it must not be kept.
+   */
   private epochValue = 0;
 
   constructor(maxSize: number) {
@@ -33,12 +36,21 @@ export class L1 {
     return this.serving ? this.store.get(key) : undefined;
   }
 
-  /** Keeps a copy read (or written) by this instance, unless the events restarted since `epoch`. */
+  /** Keeps a copy read (or written) by this instance, unless the epoch moved since `epoch`. */
   put(key: string, value: StoredValue, epoch: number): void {
     if (this.serving && epoch === this.epochValue) this.store.set(key, value);
   }
 
   drop(key: string): void {
+    this.store.delete(key);
+  }
+
+  /**
+   * Another instance stored or removed `key`: our copy goes, and so does any copy a lookup
+   * begun before this event would put here (it may have read what was just replaced).
+   */
+  replacedElsewhere(key: string): void {
+    this.epochValue += 1;
     this.store.delete(key);
   }
 

@@ -89,7 +89,7 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     tiers.events = new RedisEvents(link, options.storeTimeout, {
       onEvent: (event) => {
         if (event.type === 'bump') l1.bump(event.tags, event.kind, event.at);
-        else l1.drop(event.key);
+        else l1.replacedElsewhere(event.key);
       },
       onLive: (live) => {
         debug(
