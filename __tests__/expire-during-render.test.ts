@@ -4,57 +4,13 @@
  * waited for a render that began before it, and for a page rendered just before it and still
  * being stored; `mode: 'stale'` does not stop a herd from sharing its one render.
  */
-import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
 import Keyv from 'keyv';
 import { isr } from '../lib';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
 import { expressVersions } from './helpers/express';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-async function serve(listener: RequestListener) {
-  const server = http.createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
-    new Promise<Reply>((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port, path, method, headers, agent: false },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            body += chunk;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
-  const close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  return { get, close };
-}
-
-/** Resolves with `'timeout'` when `promise` has not settled within `ms`. */
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+import { serve, within } from './helpers/serve';
 
 describe.each(expressVersions)(
   "a request made after revalidatePath(…, { mode: 'expire' }) while the page renders (%s)",
