@@ -5,13 +5,15 @@
  * The revalidate router answers `GET /entry?path=` and `GET /entries?prefix=&limit=` behind
  * the same secret. With Redis, the listing walks the store and shows pages only.
  */
-import KeyvRedis from '@keyv/redis';
+import KeyvRedis, { createClient, createKeyv } from '@keyv/redis';
 import express, { type Request, type Response } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr, revalidateRouter } from '../lib';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
+import { deferred } from './helpers/deferred';
+import { RedisServer } from './helpers/instances';
 import { REDIS_URL, uniqueNamespace } from './helpers/redis';
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
@@ -350,4 +352,47 @@ describe('entries with a Redis Keyv store', () => {
 
     expect(await cache.entry('/blog/b')).toMatchObject({ url: '/blog/b', state: 'stale' });
   });
+});
+
+describe('entries with a Keyv store that has no namespace (createKeyv(url))', () => {
+  test('a render in flight (its lease is a key in the same Redis) does not cut the listing short', async () => {
+    // A Redis of the test's own: without a namespace Keyv walks every key in it.
+    const redis = await RedisServer.start();
+    const keyv = createKeyv(redis.url);
+    const cache = isr({ store: keyv, l1: false });
+    const slow = deferred();
+    cleanups.push(async () => {
+      slow.resolve();
+      await cache.close();
+      await keyv.disconnect();
+      await redis.stop();
+    });
+    const app = express();
+    app.use(cache);
+    app.get('/a', (_req: Request, res: Response) => {
+      res.send('<p>a</p>');
+    });
+    app.get('/slow', async (_req: Request, res: Response) => {
+      await slow.promise;
+      res.send('<p>slow</p>');
+    });
+    await request(app).get('/a');
+    await cache.idle();
+    const rendering = request(app)
+      .get('/slow')
+      .then((r) => r.status);
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    cleanups.push(async () => admin.destroy());
+    for (let i = 0; i < 200 && (await admin.exists('isr-lease:/slow')) === 0; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await admin.exists('isr-lease:/slow')).toBe(1);
+
+    const listed = await cache.entries();
+    expect(listed).toMatchObject({ truncated: false });
+    expect(listed.entries.map((e) => e.url)).toEqual(['/a']);
+    slow.resolve();
+    expect(await rendering).toBe(200);
+  }, 20_000);
 });

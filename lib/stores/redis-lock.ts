@@ -24,7 +24,9 @@ export class RedisLock implements Lock {
 
   async acquire(key: string, ttlMs: number): Promise<Lease | undefined> {
     const leaseKey = this.keyOf(key);
-    const token = randomUUID();
+    // A JSON string, so that a Keyv iterator walking every key of a namespace-less Redis
+    // (`cache.entries()`) can parse it and skip it instead of stopping there.
+    const token = JSON.stringify(randomUUID());
     const ttl = Math.max(1, Math.round(ttlMs));
     const granted = await this.guard(async () => {
       const client = await this.link.client();
