@@ -8,11 +8,17 @@
  * mid-render sent every waiter of the herd to render for itself.
  */
 import type { RequestListener } from 'node:http';
-import { isr } from '../lib';
+import { type IsrOptions, isr } from '../lib';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
 import { expressVersions } from './helpers/express';
 import { serve, within } from './helpers/serve';
+
+/** A cache whose reports go to a recorder: these tests check what visitors get, not the log. */
+function quietCache(options: IsrOptions = {}) {
+  const recorder = errorRecorder();
+  return isr({ onError: recorder.onError, logger: recorder.logger, ...options });
+}
 
 describe.each(expressVersions)(
   'a leader whose client left before its capture began (%s)',
@@ -22,12 +28,7 @@ describe.each(expressVersions)(
      * session store…) while its client goes away; then it reaches the cache as the leader.
      */
     async function setup() {
-      const recorder = errorRecorder();
-      const cache = isr({
-        regenerateTimeout: 1000,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const cache = quietCache({ regenerateTimeout: 1000 });
       const app = createApp();
       const gate = deferred();
       const arrived = deferred();
@@ -89,7 +90,6 @@ describe.each(expressVersions)(
   'a leader whose client left while its lease was being taken (%s)',
   (_name, createApp) => {
     test('a leader whose client leaves while its lease is being taken releases the lease and its flight', async () => {
-      const recorder = errorRecorder();
       const leaseTaken = deferred();
       const asked = deferred();
       let held = 0;
@@ -111,12 +111,7 @@ describe.each(expressVersions)(
         },
         held: async () => held > 0,
       };
-      const cache = isr({
-        lock,
-        regenerateTimeout: 1000,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const cache = quietCache({ lock, regenerateTimeout: 1000 });
       const app = createApp();
       const closed = deferred();
       app.use((_req, res, next) => {
@@ -157,8 +152,7 @@ describe.each(expressVersions)(
       ['through the middleware', false],
       ['behind cache.handler(app)', true],
     ])('%s: the waiters still share one render', async (_how, fastPath) => {
-      const recorder = errorRecorder();
-      const cache = isr({ onError: recorder.onError, logger: recorder.logger });
+      const cache = quietCache();
       const app = createApp();
       const firstRender = deferred();
       const leaderClosed = deferred();
@@ -210,12 +204,7 @@ describe.each(expressVersions)(
   'behind cache.handler(app), a waiter whose client left is handed to the app (%s)',
   (_name, createApp) => {
     test('after an unshareable render (a 500), no render stays in flight for a client that is gone', async () => {
-      const recorder = errorRecorder();
-      const cache = isr({
-        regenerateTimeout: 1000,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const cache = quietCache({ regenerateTimeout: 1000 });
       const app = createApp();
       app.use(cache);
       let renders = 0;
@@ -262,12 +251,7 @@ describe.each(expressVersions)(
   'a render the app gives up on after its client left (%s)',
   (_name, createApp) => {
     test('is abandoned after regenerateTimeout: nothing stored, nothing left in flight', async () => {
-      const recorder = errorRecorder();
-      const cache = isr({
-        regenerateTimeout: 150,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const cache = quietCache({ regenerateTimeout: 150 });
       const app = createApp();
       app.use(cache);
       let renders = 0;
