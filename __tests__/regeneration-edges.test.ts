@@ -6,7 +6,7 @@
  */
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import { isRegeneration, isr } from '../lib';
+import { type IsrOptions, isRegeneration, isr } from '../lib';
 import { MAX_CONCURRENT_REGENERATIONS } from '../lib/regenerate';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
@@ -24,6 +24,20 @@ async function waitFor(condition: () => boolean, what: string) {
 }
 
 const cleanups: (() => Promise<void>)[] = [];
+
+/** A cache on a fake clock with 10 s windows, its reports kept by `recorder`. */
+function testCache(options: IsrOptions = {}) {
+  const clock = fakeClock();
+  const recorder = errorRecorder();
+  const cache = isr({
+    now: clock.now,
+    revalidate: 10,
+    onError: recorder.onError,
+    logger: recorder.logger,
+    ...options,
+  });
+  return { cache, clock, recorder };
+}
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -32,14 +46,7 @@ describe.each(expressVersions)(
   "mode 'regenerate' while a regeneration that began before it runs (%s)",
   (_name, createApp) => {
     test("revalidatePath(p, { mode: 'regenerate' }) resolves once the page is re-rendered after it: the next visitor gets the new page (HIT)", async () => {
-      const clock = fakeClock();
-      const recorder = errorRecorder();
-      const cache = isr({
-        now: clock.now,
-        revalidate: 10,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const { cache, clock } = testCache();
       const app = createApp();
       const content = { version: 'v1' };
       let gate: ReturnType<typeof deferred<void>> | undefined;
@@ -91,15 +98,7 @@ describe.each(expressVersions)(
   'a regeneration answering 2xx but larger than maxBodySize (%s)',
   (_name, createApp) => {
     test('the entry is removed (README: "regeneration answers 2xx but the page is no longer cacheable → the entry is removed")', async () => {
-      const clock = fakeClock();
-      const recorder = errorRecorder();
-      const cache = isr({
-        now: clock.now,
-        revalidate: 10,
-        maxBodySize: 1000,
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const { cache, clock, recorder } = testCache({ maxBodySize: 1000 });
       const app = createApp();
       let big = false;
       app.use(cache);
@@ -127,15 +126,7 @@ describe.each(expressVersions)(
   'a regeneration answering a non-2xx status listed in statuses (%s)',
   (_name, createApp) => {
     test('a cached 404 (statuses: [200, 404]) is refreshed by a regeneration answering 404, with no error reported', async () => {
-      const clock = fakeClock();
-      const recorder = errorRecorder();
-      const cache = isr({
-        now: clock.now,
-        revalidate: 10,
-        statuses: [200, 404],
-        onError: recorder.onError,
-        logger: recorder.logger,
-      });
+      const { cache, clock, recorder } = testCache({ statuses: [200, 404] });
       const app = createApp();
       app.use(cache);
       app.get('/missing', (_req: Request, res: Response) => {
@@ -162,8 +153,7 @@ describe.each(expressVersions)(
   'stale-triggered regenerations have a concurrency cap (%s)',
   (_name, createApp) => {
     test(`20 stale pages visited at once start at most ${MAX_CONCURRENT_REGENERATIONS} renders at a time; later visits regenerate the rest`, async () => {
-      const clock = fakeClock();
-      const cache = isr({ now: clock.now, revalidate: 10 });
+      const { cache, clock } = testCache();
       const app = createApp();
       let gate: ReturnType<typeof deferred<void>> | undefined;
       const active = { now: 0, max: 0 };
@@ -209,8 +199,7 @@ describe.each(expressVersions)(
   'a slow regeneration that turns out uncacheable, racing a newer page (%s)',
   (_name, createApp) => {
     test('a slow regeneration that turns out uncacheable does not delete the page a later MISS stored', async () => {
-      const clock = fakeClock();
-      const cache = isr({ now: clock.now, revalidate: 10 });
+      const { cache, clock } = testCache();
       const app = createApp();
       let gate: ReturnType<typeof deferred<void>> | undefined;
       let cookieCampaign = false;
@@ -263,14 +252,7 @@ describe.each(expressVersions)(
 
 describe('with no app to regenerate through (Connect or node:http without the app option)', () => {
   test('the "no app" error is reported once per backoff window, not on every request', async () => {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      revalidate: 10,
-      onError: recorder.onError,
-      logger: recorder.logger,
-    });
+    const { cache, clock, recorder } = testCache();
     cleanups.push(() => cache.close());
     const handler = (
       req: import('node:http').IncomingMessage,
