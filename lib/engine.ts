@@ -33,6 +33,11 @@ export interface Lookup {
 /** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
 export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
 
+/** A page, not a Vary record (what a variant key should hold). */
+function entryOf(value: StoredValue | undefined): CacheEntry | undefined {
+  return value === undefined || isVaryRecord(value) ? undefined : value;
+}
+
 /** The `vary` of a URL whose responses vary on nothing: shared, never written to. */
 const NO_VARY: string[] = Object.freeze([]) as unknown as string[];
 
@@ -160,7 +165,7 @@ export class Engine {
     const epoch = this.l1?.epoch ?? 0;
     const local = this.peek(key, headers);
     if (local !== undefined) return local;
-    const found = await this.find(key, headers, (k) => this.store.get(k));
+    const found = await this.find(key, headers);
     return { ...found, key, local: false, epoch };
   }
 
@@ -193,12 +198,7 @@ export class Engine {
       return { entry: found, variantKey: key, vary: NO_VARY };
     }
     const variantKey = variantKeyOf(key, found.vary, headers);
-    const entry = tier.get(variantKey);
-    return {
-      entry: entry !== undefined && !isVaryRecord(entry) ? entry : undefined,
-      variantKey,
-      vary: found.vary,
-    };
+    return { entry: entryOf(tier.get(variantKey)), variantKey, vary: found.vary };
   }
 
   /** `freshness` for what `peek` found: its clocks (memory, or L1's mirror) answer at once. */
@@ -207,34 +207,22 @@ export class Engine {
     return freshness(entry, this.options.now(), clocks.read(clockTags(entry)));
   }
 
-  /** Looks `key` up in one tier, following a Vary record to this request's variant. */
-  private find(
+  /** `findNow` for the shared store: the same Vary record followed, with an await per read. */
+  private async find(
     key: string,
     headers: IncomingMessage['headers'],
-    get: (key: string) => StoredValue | undefined | Promise<StoredValue | undefined>,
-  ):
-    | Pick<Lookup, 'entry' | 'variantKey' | 'vary'>
-    | Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
-    const resolve = (found: StoredValue | undefined) => {
-      if (found === undefined || !isVaryRecord(found))
-        return { entry: found, variantKey: key, vary: NO_VARY };
-      const variantKey = variantKeyOf(key, found.vary, headers);
-      const settle = (entry: StoredValue | undefined) => ({
-        entry: entry && !isVaryRecord(entry) ? entry : undefined,
-        variantKey,
-        vary: found.vary,
-      });
-      const entry = get(variantKey);
-      return entry instanceof Promise ? entry.then(settle) : settle(entry);
-    };
-    const found = get(key);
-    return found instanceof Promise ? found.then(resolve) : resolve(found);
+  ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
+    const found = await this.store.get(key);
+    if (found === undefined || !isVaryRecord(found)) {
+      return { entry: found, variantKey: key, vary: NO_VARY };
+    }
+    const variantKey = variantKeyOf(key, found.vary, headers);
+    return { entry: entryOf(await this.store.get(variantKey)), variantKey, vary: found.vary };
   }
 
   /** The entry stored at exactly `variantKey`, if any. */
   async lookupEntry(variantKey: string): Promise<CacheEntry | undefined> {
-    const found = await this.store.get(variantKey);
-    return found === undefined || isVaryRecord(found) ? undefined : found;
+    return entryOf(await this.store.get(variantKey));
   }
 
   /**
