@@ -53,6 +53,8 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   let ended = false;
   let status = 0;
   let headers: OutgoingHttpHeaders | undefined;
+  /** Resolves the capture (set up below, once the wrappers that call it exist); once only. */
+  let settle: (incomplete?: 'aborted') => void = () => {};
 
   function collect(chunk: unknown, encoding: unknown): void {
     if (chunk === undefined || chunk === null || tooLarge) return;
@@ -131,7 +133,6 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     }
   } as ServerResponse['end'];
 
-  let settle: (incomplete?: 'aborted') => void = () => {};
   const captured = new Promise<Captured>((resolve) => {
     let abandon: NodeJS.Timeout | undefined;
     const onClose = () => {
