@@ -62,7 +62,11 @@ const MAX_REASONS = 100;
  * payload is only built when somebody listens to it, so an unobserved cache pays nothing more.
  */
 export class Observer {
-  readonly emitter = new EventEmitter();
+  // Annotated, not inferred: inferred, the type is written into the .d.ts with the type
+  // argument this repo's @types/node defaults to (`EventEmitter<[never]>` in @types/node 20),
+  // and @types/node 25 and later reject `[never]` as an event map. A bare `EventEmitter`
+  // takes the default of whichever @types/node the user has.
+  readonly emitter: EventEmitter = new EventEmitter();
   private readonly counts = {
     hit: 0,
     stale: 0,
