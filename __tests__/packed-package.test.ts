@@ -1,16 +1,40 @@
 // The package as users get it: `npm pack` (which runs the `prepack` build into dist/), then
 // throwaway CommonJS, ESM and TypeScript projects that install the tarball and follow the
 // quick start (`app.use(isr())`, `res.isr({ revalidate, tags })`). Covers the tarball's file
-// list, `require` and `import` entry points, the shipped type declarations and the Express
-// `Response` augmentation.
+// list, `require` and `import` entry points, the shipped type declarations (checked against
+// the oldest and the newest @types/node) and the Express `Response` augmentation.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 const repo = join(__dirname, '..');
 const repoModules = join(repo, 'node_modules');
 const HOOK_TIMEOUT = 120_000;
+
+/**
+ * The @types/node releases a TypeScript user may have next to this package: the line of the
+ * oldest Node that `engines.node` accepts, and the newest major. Both are devDependencies of
+ * this repo under npm aliases, so the test installs nothing. The aliases are kept out of
+ * node_modules/@types on purpose: a tsconfig without `types` loads every package there as
+ * globals, and three copies of Node's globals would clash.
+ */
+const TYPES_NODE = {
+  oldest: 'types-node-oldest',
+  newest: 'types-node-newest',
+} as const;
+type TypesNode = keyof typeof TYPES_NODE;
+const typesNodeVersion = (which: TypesNode): string =>
+  JSON.parse(readFileSync(join(repoModules, TYPES_NODE[which], 'package.json'), 'utf8')).version;
 
 interface Run {
   code: number;
@@ -89,17 +113,36 @@ const cjs = createRequire(import.meta.url)('express-isr');
 console.log(['isr', 'MemoryStore', 'isRegeneration'].map((name) => typeof esm[name] + ':' + (esm[name] === cjs[name])).join(' '));
 `;
 
+// The quick start plus the rest of the public surface a TypeScript user touches: the exported
+// types, the webhook router, events with their payloads and the stats.
 const TS_ROUTES = `
 const app = express();
 const store = new MemoryStore({ maxSize: 10_000_000 });
-const cache = isr({ store, revalidate: 60 });
+const options: IsrOptions = { store, revalidate: 60 };
+const cache: IsrMiddleware = isr(options);
 app.use(cache);
+app.use('/api/revalidate', revalidateRouter(cache, { secret: 'a-long-enough-secret' }));
 app.get('/posts', (req, res) => {
-  res.isr({ revalidate: 10, tags: ['posts'] });
+  const config: ResponseIsrConfig = { revalidate: 10, tags: ['posts'] };
+  res.isr(config);
   res.isr({ revalidate: false });
   res.send(isRegeneration(req) ? '<h1>again</h1>' : '<h1>hi</h1>');
 });
+cache.on('regenerate:error', ({ key, error, nextRetryAt }) => {
+  console.error(key, error.message, new Date(nextRetryAt));
+});
+const onRevalidate = (event: IsrEvents['revalidate']): void => {
+  const mode: RevalidateMode = event.mode;
+  console.log(mode, event.paths.length + event.tags.length);
+};
+cache.on('revalidate', onRevalidate);
+cache.off('revalidate', onRevalidate);
+export function hits(): number {
+  const stats: IsrStats = cache.stats();
+  return stats.requests.hit;
+}
 export async function stop(): Promise<void> {
+  await cache.revalidateTag('posts', { mode: 'expire' });
   await cache.idle();
   await cache.close();
 }
@@ -108,7 +151,18 @@ export async function stop(): Promise<void> {
 // The same source is checked as an ES module (.mts: `import` types, dist/index.d.mts) and as
 // CommonJS (.cts: `require` types, dist/index.d.ts).
 const TS_APP = `import express from 'express';
-import { isr, isRegeneration, MemoryStore } from 'express-isr';
+import {
+  type IsrEvents,
+  type IsrMiddleware,
+  type IsrOptions,
+  type IsrStats,
+  isRegeneration,
+  isr,
+  MemoryStore,
+  type ResponseIsrConfig,
+  type RevalidateMode,
+  revalidateRouter,
+} from 'express-isr';
 ${TS_ROUTES}`;
 
 // Line 6 holds the only error tsc must report for this file.
@@ -124,7 +178,15 @@ app.get('/', (_req, res) => {
 const WRONG_LINE = 6;
 
 const TSCONFIG = {
-  compilerOptions: { module: 'nodenext', strict: true, noEmit: true, types: ['node'] },
+  // skipLibCheck false (tsc's default, spelled out): a strict user's tsc also checks the
+  // package's .d.ts files, so a declaration that breaks with their @types/node breaks their build.
+  compilerOptions: {
+    module: 'nodenext',
+    strict: true,
+    skipLibCheck: false,
+    noEmit: true,
+    types: ['node'],
+  },
   // `files`, not `include`: tsc fails loudly if one is missing instead of checking nothing.
   files: ['esm-app.mts', 'cjs-app.cts', 'wrong-type.mts'],
 };
@@ -198,16 +260,18 @@ beforeAll(async () => {
     { express: 'express' },
     { 'server.mjs': ESM_SERVER, 'dual.mjs': ESM_DUAL },
   );
-  dirs.ts = await project(
-    'ts',
-    { express: 'express', '@types/express': '@types/express', '@types/node': '@types/node' },
-    {
-      'esm-app.mts': TS_APP,
-      'cjs-app.cts': TS_APP,
-      'wrong-type.mts': TS_WRONG,
-      'tsconfig.json': JSON.stringify(TSCONFIG, null, 2),
-    },
-  );
+  for (const which of Object.keys(TYPES_NODE) as TypesNode[]) {
+    dirs[`ts-${which}`] = await project(
+      `ts-${which}`,
+      { express: 'express', '@types/express': '@types/express', '@types/node': TYPES_NODE[which] },
+      {
+        'esm-app.mts': TS_APP,
+        'cjs-app.cts': TS_APP,
+        'wrong-type.mts': TS_WRONG,
+        'tsconfig.json': JSON.stringify(TSCONFIG, null, 2),
+      },
+    );
+  }
 }, HOOK_TIMEOUT);
 
 afterAll(() => {
@@ -275,32 +339,57 @@ describe('installed from the tarball', () => {
     });
   });
 
-  describe('TypeScript (strict, module nodenext, .mts and .cts)', () => {
-    let diagnostics: string[];
-    let tscOutput: string;
+  describe.each(
+    (Object.keys(TYPES_NODE) as TypesNode[]).map((which) => [which, typesNodeVersion(which)]),
+  )(
+    'TypeScript (strict, skipLibCheck false, module nodenext, .mts and .cts) with the %s @types/node, %s',
+    (which) => {
+      let diagnostics: string[];
+      let tscOutput: string;
+      let programFiles: string[];
 
-    beforeAll(async () => {
-      const tsc = join(repoModules, '.bin', 'tsc');
-      const result = await run(tsc, ['-p', 'tsconfig.json', '--pretty', 'false'], dirs.ts, 90_000);
-      tscOutput = `${result.stdout}${result.stderr}`;
-      // One diagnostic per unindented line: `file(line,col): error TSxxxx: message`.
-      diagnostics = tscOutput.split('\n').filter((l) => /error TS\d+:/.test(l) && !/^\s/.test(l));
-    }, HOOK_TIMEOUT);
+      beforeAll(async () => {
+        const tsc = join(repoModules, '.bin', 'tsc');
+        const args = ['-p', 'tsconfig.json', '--pretty', 'false', '--listFiles'];
+        const result = await run(tsc, args, dirs[`ts-${which}`], 90_000);
+        const lines = `${result.stdout}${result.stderr}`.split('\n');
+        // --listFiles: one absolute path a line (symlinks resolved, as tsc resolves them).
+        programFiles = lines.filter((l) => l.startsWith('/'));
+        tscOutput = lines.filter((l) => !l.startsWith('/')).join('\n');
+        // One diagnostic per unindented line: `file(line,col): error TSxxxx: message`.
+        diagnostics = lines.filter((l) => /error TS\d+:/.test(l) && !/^\s/.test(l));
+      }, HOOK_TIMEOUT);
 
-    test('a quick-start app type-checks: res.isr({ revalidate: 10, tags }) is typed on Response', () => {
-      const elsewhere = diagnostics.filter((d) => !d.startsWith('wrong-type.mts('));
-      expect(elsewhere).toEqual([]);
-    });
-
-    test("res.isr({ revalidate: '10' }) is a type error", () => {
-      const wrong = diagnostics.filter((d) => d.startsWith('wrong-type.mts('));
-      expect({ wrong, tscOutput }).toMatchObject({
-        wrong: [
-          expect.stringMatching(
-            new RegExp(`^wrong-type\\.mts\\(${WRONG_LINE},\\d+\\): error TS2322:`),
-          ),
-        ],
+      test('tsc used that @types/node and no other copy', () => {
+        const copies = [...Object.values(TYPES_NODE), '@types/node'].map((name) =>
+          realpathSync(join(repoModules, name)),
+        );
+        const used = copies.filter((copy) => programFiles.some((f) => f.startsWith(`${copy}/`)));
+        expect(used).toEqual([realpathSync(join(repoModules, TYPES_NODE[which]))]);
       });
-    });
-  });
+
+      test("the package's declarations type-check", () => {
+        const inPackage = diagnostics.filter((d) => d.startsWith('node_modules/'));
+        expect(inPackage).toEqual([]);
+      });
+
+      test('an app using the API and its types type-checks: res.isr() is typed on Response', () => {
+        const elsewhere = diagnostics.filter(
+          (d) => !d.startsWith('wrong-type.mts(') && !d.startsWith('node_modules/'),
+        );
+        expect(elsewhere).toEqual([]);
+      });
+
+      test("res.isr({ revalidate: '10' }) is a type error", () => {
+        const wrong = diagnostics.filter((d) => d.startsWith('wrong-type.mts('));
+        expect({ wrong, tscOutput }).toMatchObject({
+          wrong: [
+            expect.stringMatching(
+              new RegExp(`^wrong-type\\.mts\\(${WRONG_LINE},\\d+\\): error TS2322:`),
+            ),
+          ],
+        });
+      });
+    },
+  );
 });
