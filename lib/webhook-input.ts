@@ -115,8 +115,8 @@ export function collectInput(
     const problem = tagProblem(tag);
     if (problem !== undefined) throw new HttpError(400, problem);
   }
-  const type = single(query, body, 'type') ?? 'page';
-  const mode = single(query, body, 'mode') ?? 'stale';
+  const type = single(query, body, 'type', typeProblem) ?? 'page';
+  const mode = single(query, body, 'mode', modeProblem) ?? 'stale';
   const problem = typeProblem(type) ?? modeProblem(mode);
   if (problem !== undefined) throw new HttpError(400, problem);
   return {
@@ -151,10 +151,20 @@ function oneOrList(body: Record<string, unknown>, field: string, list: boolean):
   return value as string[];
 }
 
-function single(query: URLSearchParams, body: Record<string, unknown>, field: string): unknown {
+/**
+ * `type` or `mode`, from the query or the body. Only an absent field means the default: a
+ * JSON `null` is a value of the wrong type, refused like any other, never read as "default".
+ */
+function single(
+  query: URLSearchParams,
+  body: Record<string, unknown>,
+  field: string,
+  problemOf: (value: unknown) => string | undefined,
+): unknown {
   const fromQuery = query.getAll(field);
   if (fromQuery.length > 1) throw new HttpError(400, `${field} must be given once`);
   const fromBody = Object.hasOwn(body, field) ? body[field] : undefined;
+  if (fromBody === null) throw new HttpError(400, problemOf(null) ?? `${field} must not be null`);
   if (fromQuery.length === 1 && fromBody !== undefined && fromBody !== fromQuery[0]) {
     throw new HttpError(400, `${field} differs between the query string and the body`);
   }
