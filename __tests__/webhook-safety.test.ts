@@ -1,12 +1,15 @@
 /**
  * The webhook dropped into a real app: a `null` where a value belongs is refused rather than
- * read as "the default".
+ * read as "the default", and a body trickled byte by byte is cut off after `bodyTimeout` with a
+ * 408 instead of holding the request open for as long as the client likes.
  */
+import net from 'node:net';
 import express from 'express';
 import { isr, revalidateRouter } from '../lib';
 import type { RevalidateRouterOptions } from '../lib/router';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
+import { within } from './helpers/serve';
 import { serve } from './helpers/wire';
 
 const SECRET = 'Safety-Webhook-Secret-0123456789';
@@ -125,4 +128,92 @@ describe('a JSON null is a wrong type, not the default', () => {
     }
     expect(await s.visit('/p')).toEqual({ status: 200, state: 'HIT', body: '<p>render 1</p>' });
   });
+});
+
+/**
+ * Sends the head of a POST with a 100-byte body on a raw socket, then one byte of it every
+ * 40 ms (4 s in all unless the server cuts in). Resolves with what came back once the server
+ * closed the connection.
+ */
+function trickle(port: number, headers: string[]) {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    received += chunk;
+  });
+  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
+  socket.write(
+    [
+      `POST ${ENDPOINT} HTTP/1.1`,
+      `Host: 127.0.0.1:${port}`,
+      'Content-Type: application/json',
+      'Content-Length: 100',
+      ...headers,
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < 100 && !socket.destroyed) {
+      socket.write(sent === 0 ? '{' : ' ');
+      sent += 1;
+    }
+  }, 40);
+  cleanups.push(() => {
+    clearInterval(timer);
+    socket.destroy();
+  });
+  return { closed, sent: () => sent };
+}
+
+function parseHead(text: string) {
+  const [head, ...rest] = text.split('\r\n\r\n');
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, body: rest.join('\r\n\r\n') };
+}
+
+describe('bodyTimeout: a body that does not arrive in time', () => {
+  test.each([
+    ['with the secret in the header', [`Authorization: Bearer ${SECRET}`]],
+    ['without any secret', []],
+  ])('%s: 408 with a JSON reason, and the connection is closed', async (_name, headers) => {
+    const s = await site({ bodyTimeout: 200 });
+    const client = trickle(s.server.port, headers);
+    const text = await within(3000, client.closed);
+    expect(text).not.toBe('timeout');
+    const answer = parseHead(text as string);
+    expect(answer.status).toBe(408);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    expect(answer.headers.connection).toBe('close');
+    expect(JSON.parse(answer.body)).toEqual({ error: expect.stringMatching(/200 ms/) });
+    // Cut off long before the 100 bytes were all sent.
+    expect(client.sent()).toBeLessThan(100);
+    expect(await s.visit('/p')).toEqual({ status: 200, state: 'HIT', body: '<p>render 1</p>' });
+  });
+
+  test('a body that arrives within bodyTimeout is read as before', async () => {
+    const s = await site({ bodyTimeout: 2000 });
+    const answer = await post(s.server, { path: '/p' });
+    expect(answer.status).toBe(200);
+    expect((await s.visit('/p')).state).toBe('STALE');
+  });
+
+  test.each([0, -1, 1.5, '200', null, Number.NaN])(
+    'bodyTimeout: %p is a TypeError naming the option',
+    (bodyTimeout) => {
+      const cache = isr();
+      cleanups.push(() => cache.close());
+      expect(() =>
+        revalidateRouter(cache, { secret: SECRET, bodyTimeout: bodyTimeout as number }),
+      ).toThrow(/^\[express-isr\] revalidateRouter: bodyTimeout must be a positive integer/);
+    },
+  );
 });
