@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntriesQuery, EntryInfo } from './inspect';
+import { PROTECT_SECRET } from './redact';
 import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from './revalidate';
 import { warnOnce } from './warnings';
 import { collectInput, HttpError, readBody, safely } from './webhook-input';
@@ -74,6 +75,14 @@ type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown)
 export function revalidateRouter(cache: Revalidatable, options: RevalidateRouterOptions): Handler {
   const settings = checkRouterOptions(cache, options);
   const secretDigest = digest(settings.secret);
+  // A caller may put a secret anywhere in the URL, and the cache logs URLs: tell it what to
+  // redact (a cache other than `isr()` has no such hook, and nothing to tell).
+  const protect = (cache as unknown as Record<symbol, unknown>)[PROTECT_SECRET];
+  if (typeof protect === 'function') {
+    for (const secret of [settings.secret, settings.signature?.secret]) {
+      if (typeof secret === 'string') protect(secret);
+    }
+  }
 
   return function revalidateHandler(req, res, next) {
     const { pathname, query } = splitUrl(req.url ?? '/');
