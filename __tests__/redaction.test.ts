@@ -101,7 +101,7 @@ describe('secrets in URLs are redacted', () => {
   test('the router’s secret is redacted under any parameter name or in the path, raw or encoded in either hex case', async () => {
     const s = await site();
     const encoded = encodeURIComponent(SECRET);
-    const lowerHex = encoded.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase());
+    const lowerHex = encoded.replace(/%[0-9A-F]{2}/g, (pct) => pct.toLowerCase());
     const spellings = [
       `${ENDPOINT}?path=/p&note=${encoded}`,
       `${ENDPOINT}?path=/p&note=${lowerHex}`,
