@@ -5,6 +5,7 @@ import type { Lock } from './lease';
 import { Observer } from './observe';
 import type { ResolvedOptions } from './options';
 import { prometheusSink } from './prometheus';
+import { Redactor } from './redact';
 import { debug, Reporter } from './report';
 import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory-store';
@@ -59,8 +60,10 @@ export class Engine {
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
+  /** What URLs are cleaned of before they reach debug lines, events and `onError`. */
+  readonly redactor = new Redactor();
   /** Counts and events: `cache.stats()`, `cache.on(...)`. */
-  readonly observer = new Observer();
+  readonly observer = new Observer((text) => this.redactor.redact(text));
   /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
   readonly index = new TagIndex();
   private readonly l1: L1 | undefined;
@@ -73,7 +76,11 @@ export class Engine {
   private lastRenderStart = 0;
 
   constructor(readonly options: ResolvedOptions) {
-    this.reporter = new Reporter(options, (error) => this.observer.storeError(error));
+    this.reporter = new Reporter(
+      options,
+      (error) => this.observer.storeError(error),
+      (text) => this.redactor.redact(text),
+    );
     if (options.metrics !== undefined) this.observer.addSink(prometheusSink(options.metrics));
     this.keepParam = queryFilter(options.ignoreQuery, options.allowQuery);
     this.app = options.app;
@@ -94,6 +101,7 @@ export class Engine {
 
   /** Stops the events and closes a store `isr()` opened itself; a store passed in stays open. */
   async close(): Promise<void> {
+    this.redactor.release();
     await this.events?.close();
     await this.owned?.close();
   }
@@ -133,6 +141,14 @@ export class Engine {
     warnOnce(this.options.logger, code, message, this.options.silence);
   }
 
+  /**
+   * Keeps `secret` (the webhook router's) out of debug lines, events and `onError` contexts,
+   * wherever a URL carries it. Internal: the router calls it through `PROTECT_SECRET`.
+   */
+  protectSecret(secret: string): void {
+    this.redactor.protect(secret);
+  }
+
   /** A response the cache may not store: counted, logged, and explained once when it is a cookie. */
   noteUncacheable(url: string, reason: string): void {
     debug('bypass: %s (%s)', url, reason);
@@ -140,7 +156,7 @@ export class Engine {
     if (reason === 'set-cookie') {
       this.warn(
         'ISR_SET_COOKIE',
-        `${url} sets a cookie, so it is never cached (a cookie is personal; a cached page is shared). Set cookies on routes isr() does not cache, or client-side.`,
+        `${this.redactor.redact(url)} sets a cookie, so it is never cached (a cookie is personal; a cached page is shared). Set cookies on routes isr() does not cache, or client-side.`,
       );
     }
   }

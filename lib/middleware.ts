@@ -8,6 +8,7 @@ import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
 import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
+import { PROTECT_SECRET } from './redact';
 import { Regenerator } from './regenerate';
 import { replay } from './replay';
 import { debug } from './report';
@@ -328,6 +329,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     handler,
     idle,
     close,
+    // The webhook router registers its secrets here, to keep them out of logs and events.
+    [PROTECT_SECRET]: (secret: string) => engine.protectSecret(secret),
   });
 }
 

@@ -83,7 +83,8 @@ export class Observer {
   /** Extra sinks (Prometheus), told about every counted thing. */
   private readonly sinks: ObserverSink[] = [];
 
-  constructor() {
+  /** `redact` is applied to the URLs (keys) in event payloads, which often end up in logs. */
+  constructor(private readonly redact: (text: string) => string = (text) => text) {
     // An 'error' event would throw without a listener; ours are named otherwise, but keep
     // a listener-less emitter from ever crashing the app.
     this.emitter.on('error', () => {});
@@ -96,19 +97,19 @@ export class Observer {
   hit(key: string, age: number): void {
     this.counts.hit += 1;
     for (const sink of this.sinks) sink.request('hit');
-    if (this.listening('hit')) this.emitter.emit('hit', { key, age });
+    if (this.listening('hit')) this.emitter.emit('hit', { key: this.redact(key), age });
   }
 
   stale(key: string, age: number, reason: string): void {
     this.counts.stale += 1;
     for (const sink of this.sinks) sink.request('stale');
-    if (this.listening('stale')) this.emitter.emit('stale', { key, age, reason });
+    if (this.listening('stale')) this.emitter.emit('stale', { key: this.redact(key), age, reason });
   }
 
   miss(key: string): void {
     this.counts.miss += 1;
     for (const sink of this.sinks) sink.request('miss');
-    if (this.listening('miss')) this.emitter.emit('miss', { key });
+    if (this.listening('miss')) this.emitter.emit('miss', { key: this.redact(key) });
   }
 
   bypass(url: string, reason: string): void {
@@ -116,12 +117,13 @@ export class Observer {
     const known = this.reasons.has(reason) || this.reasons.size < MAX_REASONS ? reason : 'other';
     this.reasons.set(known, (this.reasons.get(known) ?? 0) + 1);
     for (const sink of this.sinks) sink.request('bypass');
-    if (this.listening('bypass')) this.emitter.emit('bypass', { url, reason });
+    if (this.listening('bypass')) this.emitter.emit('bypass', { url: this.redact(url), reason });
   }
 
   regenerateStart(key: string, url: string): void {
     this.counts.started += 1;
-    if (this.listening('regenerate:start')) this.emitter.emit('regenerate:start', { key, url });
+    if (this.listening('regenerate:start'))
+      this.emitter.emit('regenerate:start', { key: this.redact(key), url: this.redact(url) });
   }
 
   regenerateSuccess(key: string, url: string, duration: number, bytes: number): void {
@@ -134,7 +136,12 @@ export class Observer {
     });
     for (const sink of this.sinks) sink.regeneration('success', seconds);
     if (this.listening('regenerate:success')) {
-      this.emitter.emit('regenerate:success', { key, url, duration, bytes });
+      this.emitter.emit('regenerate:success', {
+        key: this.redact(key),
+        url: this.redact(url),
+        duration,
+        bytes,
+      });
     }
   }
 
@@ -148,7 +155,13 @@ export class Observer {
     this.counts.failed += 1;
     for (const sink of this.sinks) sink.regeneration('error');
     if (this.listening('regenerate:error')) {
-      this.emitter.emit('regenerate:error', { key, url, error, attempt, nextRetryAt });
+      this.emitter.emit('regenerate:error', {
+        key: this.redact(key),
+        url: this.redact(url),
+        error,
+        attempt,
+        nextRetryAt,
+      });
     }
   }
 

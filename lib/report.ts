@@ -1,11 +1,18 @@
 import createDebug from 'debug';
 import type { ErrorContext, ResolvedOptions } from './options';
+import { redactForDebug } from './redact';
+
+const namespace = createDebug('express-isr');
 
 /**
  * `DEBUG=express-isr`: one line per decision, with its reason. Typed here rather than through
- * `debug`'s own types so that installed users need no `@types/debug`.
+ * `debug`'s own types so that installed users need no `@types/debug`. The URLs in it are
+ * redacted (see redact.ts): a debug log is shared more widely than the secrets in a URL.
  */
-export const debug: (format: string, ...args: unknown[]) => void = createDebug('express-isr');
+export function debug(format: string, ...args: unknown[]): void {
+  if (!namespace.enabled) return;
+  namespace(format, ...args.map((arg) => (typeof arg === 'string' ? redactForDebug(arg) : arg)));
+}
 
 /**
  * Problems the user must see, and clients never do. They go to `onError` when given, else to
@@ -16,10 +23,13 @@ export class Reporter {
   constructor(
     private readonly options: Pick<ResolvedOptions, 'onError' | 'logger'>,
     private readonly onStoreOutage: (error: Error) => void = () => {},
+    /** Applied to the URL in a context (its key) before `onError` or the logger sees it. */
+    private readonly redact: (text: string) => string = (text) => text,
   ) {}
 
-  error(error: unknown, context: ErrorContext): void {
+  error(error: unknown, given: ErrorContext): void {
     const err = error instanceof Error ? error : new Error(String(error));
+    const context = given.key === undefined ? given : { ...given, key: this.redact(given.key) };
     debug('%s error%s: %s', context.phase, context.key ? ` for ${context.key}` : '', err.message);
     if (this.options.onError) {
       try {

@@ -1,5 +1,5 @@
 import type { Engine } from './engine';
-import { layoutTag, pageTag, userTag } from './key';
+import { encodePath, layoutTag, pageTag, userTag } from './key';
 import type { Regenerator } from './regenerate';
 import { debug } from './report';
 import { waitAtMost } from './timeout';
@@ -121,7 +121,9 @@ export class Revalidator {
     const { engine } = this;
     const clockTags = [
       ...request.paths.map((path) => {
-        const canonical = engine.canonical(path).path;
+        // Normalised as a visitor's URL is (RFC 3986 §6.2.2), after encoding what a browser
+        // would: `/blog/café`, `/blog/caf%C3%A9` and `/blog/caf%c3%a9` are one page.
+        const canonical = engine.canonical(encodePath(path)).path;
         return request.type === 'layout' ? layoutTag(canonical) : pageTag(canonical);
       }),
       ...request.tags.map(userTag),

@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntriesQuery, EntryInfo } from './inspect';
+import { PROTECT_SECRET } from './redact';
 import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from './revalidate';
 import { warnOnce } from './warnings';
 import { collectInput, HttpError, readBody, safely } from './webhook-input';
@@ -25,6 +26,12 @@ export interface RevalidateRouterOptions {
   maxBodySize?: number;
   /** Most paths plus tags in one call; more get a 400. @default 100 */
   maxTargets?: number;
+  /**
+   * How long the body may take to arrive, in ms, once the router starts reading it; later
+   * gets a 408 and the connection is closed. Applies when the router reads the body itself
+   * (a body parser mounted before it has its own limits). @default 10000
+   */
+  bodyTimeout?: number;
   /**
    * For CMSs that sign payloads: an HMAC of the raw body in a header. A valid signature
    * authenticates the call as the secret does. `secret` defaults to the router's secret.
@@ -54,6 +61,7 @@ export const WEBHOOK_REQUEST = Symbol('express-isr.webhook');
 
 const DEFAULT_MAX_BODY = 64 * 1024;
 const DEFAULT_MAX_TARGETS = 100;
+const DEFAULT_BODY_TIMEOUT = 10_000;
 const MIN_SECRET_LENGTH = 16;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
@@ -67,6 +75,14 @@ type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown)
 export function revalidateRouter(cache: Revalidatable, options: RevalidateRouterOptions): Handler {
   const settings = checkRouterOptions(cache, options);
   const secretDigest = digest(settings.secret);
+  // A caller may put a secret anywhere in the URL, and the cache logs URLs: tell it what to
+  // redact (a cache other than `isr()` has no such hook, and nothing to tell).
+  const protect = (cache as unknown as Record<symbol, unknown>)[PROTECT_SECRET];
+  if (typeof protect === 'function') {
+    for (const secret of [settings.secret, settings.signature?.secret]) {
+      if (typeof secret === 'string') protect(secret);
+    }
+  }
 
   return function revalidateHandler(req, res, next) {
     const { pathname, query } = splitUrl(req.url ?? '/');
@@ -76,6 +92,9 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
         .then((result) => sendJson(res, 200, result))
         .catch((error: unknown) => {
           if (error instanceof HttpError) {
+            // The rest of a body that timed out may still be coming: the connection is not
+            // reused, so those bytes are never read as the next request (RFC 9112 §9.6).
+            if (error.status === 408) res.setHeader('connection', 'close');
             sendJson(res, error.status, { error: error.message });
           } else {
             // The cache could not do it (e.g. the store is down); a revalidation did nothing.
@@ -129,10 +148,13 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
   async function handle(req: IncomingMessage, query: URLSearchParams) {
     let read: { raw: Buffer; body: Record<string, unknown> };
     try {
-      read = await readBody(req, settings.maxBodySize);
+      read = await readBody(req, settings.maxBodySize, settings.bodyTimeout);
     } catch (error) {
       // A body that cannot be read or parsed carries no secret: a caller who gave none in the
-      // header or the query is told 401, never how its body was handled.
+      // header or the query is told 401, never how its body was handled. A body that did not
+      // arrive in time is a 408 for everyone: the request is incomplete (it may still carry
+      // the secret), and the deadline is the same whoever asks, so it tells nothing.
+      if (error instanceof HttpError && error.status === 408) throw error;
       if (!secretMatches([bearerOf(req), query.get('secret') ?? undefined])) {
         throw new HttpError(401, 'missing or wrong secret');
       }
@@ -242,6 +264,7 @@ function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptio
     secret,
     maxBodySize = DEFAULT_MAX_BODY,
     maxTargets = DEFAULT_MAX_TARGETS,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
     signature,
     verify,
   } = options;
@@ -259,6 +282,11 @@ function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptio
   if (!Number.isInteger(maxTargets) || maxTargets <= 0) {
     throw new TypeError(
       `[express-isr] revalidateRouter: maxTargets must be a positive integer, got ${JSON.stringify(maxTargets)}`,
+    );
+  }
+  if (!Number.isInteger(bodyTimeout) || bodyTimeout <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: bodyTimeout must be a positive integer (milliseconds), got ${JSON.stringify(bodyTimeout)}`,
     );
   }
   if (
@@ -279,5 +307,5 @@ function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptio
       `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`,
     );
   }
-  return { secret, maxBodySize, maxTargets, signature, verify };
+  return { secret, maxBodySize, maxTargets, bodyTimeout, signature, verify };
 }

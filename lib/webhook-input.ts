@@ -18,10 +18,15 @@ export class HttpError extends Error {
   }
 }
 
-/** The body as raw bytes and as an object, whether or not a body parser already ran. */
+/**
+ * The body as raw bytes and as an object, whether or not a body parser already ran. A body
+ * that has not fully arrived `timeoutMs` after we started reading it is a 408 (RFC 9110
+ * §15.5.9): a client trickling bytes must not hold the webhook open.
+ */
 export async function readBody(
   req: IncomingMessage,
   limit: number,
+  timeoutMs: number,
 ): Promise<{ raw: Buffer; body: Record<string, unknown> }> {
   const parsed = (req as { body?: unknown }).body;
   const declared = Number(req.headers['content-length']);
@@ -37,9 +42,16 @@ export async function readBody(
   const raw = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      req.removeAllListeners('data');
+      req.resume(); // whatever still comes is dropped; the connection is closed after the answer
+      reject(new HttpError(408, `the body did not arrive within ${timeoutMs} ms; send it at once`));
+    }, timeoutMs);
+    timer.unref();
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        clearTimeout(timer);
         req.removeAllListeners('data');
         req.resume(); // drain what is left without keeping it
         reject(new HttpError(413, `body must be at most ${limit} bytes`));
@@ -47,8 +59,14 @@ export async function readBody(
         chunks.push(chunk);
       }
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', () => reject(new HttpError(400, 'the body could not be read')));
+    req.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    req.on('error', () => {
+      clearTimeout(timer);
+      reject(new HttpError(400, 'the body could not be read'));
+    });
   });
   if (raw.length === 0) return { raw, body: {} };
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
@@ -115,8 +133,8 @@ export function collectInput(
     const problem = tagProblem(tag);
     if (problem !== undefined) throw new HttpError(400, problem);
   }
-  const type = single(query, body, 'type') ?? 'page';
-  const mode = single(query, body, 'mode') ?? 'stale';
+  const type = single(query, body, 'type', typeProblem) ?? 'page';
+  const mode = single(query, body, 'mode', modeProblem) ?? 'stale';
   const problem = typeProblem(type) ?? modeProblem(mode);
   if (problem !== undefined) throw new HttpError(400, problem);
   return {
@@ -151,10 +169,20 @@ function oneOrList(body: Record<string, unknown>, field: string, list: boolean):
   return value as string[];
 }
 
-function single(query: URLSearchParams, body: Record<string, unknown>, field: string): unknown {
+/**
+ * `type` or `mode`, from the query or the body. Only an absent field means the default: a
+ * JSON `null` is a value of the wrong type, refused like any other, never read as "default".
+ */
+function single(
+  query: URLSearchParams,
+  body: Record<string, unknown>,
+  field: string,
+  problemOf: (value: unknown) => string | undefined,
+): unknown {
   const fromQuery = query.getAll(field);
   if (fromQuery.length > 1) throw new HttpError(400, `${field} must be given once`);
   const fromBody = Object.hasOwn(body, field) ? body[field] : undefined;
+  if (fromBody === null) throw new HttpError(400, problemOf(null) ?? `${field} must not be null`);
   if (fromQuery.length === 1 && fromBody !== undefined && fromBody !== fromQuery[0]) {
     throw new HttpError(400, `${field} differs between the query string and the body`);
   }
