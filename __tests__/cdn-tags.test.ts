@@ -9,7 +9,9 @@
  * Warnings are printed once per process (module state), so every test loads the library
  * afresh (`jest.isolateModules`): what one test printed cannot hide a warning from the next.
  */
+import { readFileSync } from 'node:fs';
 import type { RequestListener } from 'node:http';
+import path from 'node:path';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { cdnTag, MAX_CDN_TAG_HEADER_BYTES } from '../lib/cdn-tags';
@@ -423,4 +425,11 @@ describe('warnings for tags left out', () => {
     expect(codes(second.warnings)).toEqual(['ISR_TAG_NOT_SENT']);
   });
 
+  test('both codes have their README entry', () => {
+    const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    for (const code of ['ISR_TAG_NOT_SENT', 'ISR_TAGS_TRUNCATED']) {
+      const entry = new RegExp(`^#### ${code}$`, 'm').test(readme);
+      expect({ code, entry }).toEqual({ code, entry: true });
+    }
+  });
 });
