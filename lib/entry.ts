@@ -114,7 +114,7 @@ export function storedHeaders(headers: OutgoingHttpHeaders): Record<string, stri
 }
 
 /** Tags from `res.isr`, plus those a route set for CDNs in `Cache-Tag` / `Surrogate-Key`. */
-function mergeTags(tags: readonly string[], headers: OutgoingHttpHeaders): string[] {
+export function mergeTags(tags: readonly string[], headers: OutgoingHttpHeaders): string[] {
   const all = new Set(tags);
   for (const tag of headerText(headers['cache-tag']).split(','))
     if (tag.trim()) all.add(tag.trim());

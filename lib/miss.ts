@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { captureResponse } from './capture';
+import { setCdnTagHeader } from './cdn-tags';
 import { checkRevalidate } from './checks';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
-import { cdnTagValue, notModified } from './replay';
+import { notModified } from './replay';
 import { debug } from './report';
 import { responseConfig } from './response-config';
 import { sharedRequestHeaders, useSharedHeaders } from './shared-request';
@@ -81,8 +82,8 @@ export function renderMiss(
       }
       engine.observer.miss(target.key);
       markState(res, 'MISS', { stored: true }, options.cacheStatus);
-      if (options.cdnTags !== false && tags.length > 0 && !res.hasHeader(options.cdnTags)) {
-        res.setHeader(options.cdnTags, cdnTagValue(tags, options.cdnTags));
+      if (options.cdnTags !== false) {
+        setCdnTagHeader(res, tags, options.cdnTags, target.url, engine);
       }
       if (!res.hasHeader('etag') && wholeBody !== undefined)
         res.setHeader('etag', strongEtag(wholeBody));

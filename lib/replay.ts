@@ -1,8 +1,10 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
+import { cdnTagValue, planCdnTags, warnCdnTags } from './cdn-tags';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
 import { cacheStatusValue } from './state-header';
 import type { CacheEntry } from './types';
+import { warnOnce } from './warnings';
 
 export type CacheState = 'HIT' | 'STALE' | 'MISS';
 
@@ -57,14 +59,9 @@ export interface ReplaySettings {
   cacheControl: CacheControlBuilder | undefined;
   cacheStatus: boolean;
   cdnTags: 'cache-tag' | 'surrogate-key' | false;
-}
-
-/** `Cache-Tag` is comma-separated; `Surrogate-Key` is space-separated. */
-export function cdnTagValue(
-  tags: readonly string[],
-  header: 'cache-tag' | 'surrogate-key',
-): string {
-  return header === 'cache-tag' ? tags.join(',') : tags.join(' ');
+  /** Where the tag header's coded warnings go (the cache's options); none when absent. */
+  logger?: Pick<Console, 'warn'>;
+  silence?: readonly string[];
 }
 
 /** Per-entry work done once, not per hit. */
@@ -74,7 +71,9 @@ interface Prepared {
   lastModified: number | undefined;
   vary: string | undefined;
   appCacheControl: string | undefined;
-  /** Tags as each CDN header wants them. */
+  /** Whether the page has tags: then the app's own tag header yields to ours. */
+  tagged: boolean;
+  /** Tags as each CDN header wants them (`undefined` when none can be sent). */
   cacheTag: string | undefined;
   surrogateKey: string | undefined;
   /** The names of the app's stored headers that yield to the same header set before the replay. */
@@ -109,9 +108,17 @@ const DESCRIBES_BODY = new Set([
   'cache-control',
 ]);
 
-function prepare(entry: CacheEntry): Prepared {
+function prepare(entry: CacheEntry, settings: ReplaySettings): Prepared {
   let p = prepared.get(entry);
   if (p !== undefined) return p;
+  // Encoded and capped once per entry, by the same rules as the MISS (cdn-tags.ts).
+  const plan = planCdnTags(entry.tags);
+  const { logger, silence } = settings;
+  if (settings.cdnTags !== false && logger !== undefined) {
+    warnCdnTags(plan, entry.url, {
+      warn: (code, message) => warnOnce(logger, code, message, silence),
+    });
+  }
   const hasVariants = entry.br !== undefined || entry.gzip !== undefined;
   const appVary = headerText(entry.headers.vary);
   const lastModifiedText = headerText(entry.headers['last-modified']);
@@ -130,8 +137,9 @@ function prepare(entry: CacheEntry): Prepared {
         : 'Accept-Encoding'
       : appVary || undefined,
     appCacheControl: headerText(entry.headers['cache-control']) || undefined,
-    cacheTag: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'cache-tag') : undefined,
-    surrogateKey: entry.tags.length > 0 ? cdnTagValue(entry.tags, 'surrogate-key') : undefined,
+    tagged: entry.tags.length > 0,
+    cacheTag: cdnTagValue(plan, 'cache-tag'),
+    surrogateKey: cdnTagValue(plan, 'surrogate-key'),
     yielding: Object.keys(entry.headers).filter((name) => !DESCRIBES_BODY.has(name)),
     last: undefined,
   };
@@ -168,9 +176,10 @@ function headFor(
       : settings.cdnTags === 'surrogate-key'
         ? p.surrogateKey
         : undefined;
-  // The app's own tag header, if it set one, is already in `tags` (and sent once, below).
+  // The app's own tag header, if it set one, is already in `tags` (and sent once, below,
+  // encoded and capped); when none of its tags can be sent, it is not sent as it was either.
   const common =
-    tags !== undefined && settings.cdnTags !== false
+    p.tagged && settings.cdnTags !== false
       ? withoutHeader(p.fixed, settings.cdnTags)
       : p.fixed.slice();
   common.push('age', String(age), 'x-isr-cache', state);
@@ -232,7 +241,7 @@ export function replay(
   settings: ReplaySettings,
   collapsed = false,
 ): void {
-  const p = prepare(entry);
+  const p = prepare(entry, settings);
   const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
   const head = headFor(p, entry, state, age, collapsed, settings);
 

@@ -25,6 +25,11 @@ function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
     collected.revalidate = config.revalidate;
   }
   if (config.tags !== undefined) {
+    // Only the shape is checked here: a wrong type fails on every request, so it shows in
+    // development. What a tag contains is data (a slug from a CMS) and is not refused: a
+    // TypeError thrown inside the route would be a 500 for the visitor of one page, for a
+    // cache hint. Any string works for `revalidateTag`; the CDN header encodes or leaves out
+    // what a header cannot carry, with a coded warning (cdn-tags.ts, README: `res.isr()`).
     if (
       !Array.isArray(config.tags) ||
       !config.tags.every((t) => typeof t === 'string' && t !== '')
