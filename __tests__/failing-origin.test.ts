@@ -227,3 +227,36 @@ describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, cre
     });
   });
 });
+
+describe.each(expressVersions)(
+  'idle() and close() while a render hangs (%s)',
+  (_name, createApp) => {
+    test('both resolve after about regenerateTimeout, whatever the route still does', async () => {
+      const cache = isr({ regenerateTimeout: REGENERATE_TIMEOUT, logger: errorRecorder().logger });
+      const app = createApp();
+      const started = deferred();
+      const never = deferred();
+      app.use(cache);
+      app.get('/hang', async (_req, res) => {
+        started.resolve();
+        await never.promise;
+        res.send('late');
+      });
+      const server = http.createServer(app);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const client = http.get({ host: '127.0.0.1', port, path: '/hang', agent: false });
+      client.on('error', () => {});
+      try {
+        await started.promise;
+        expect(await within(5000, cache.idle())).not.toBe('timeout');
+        expect(await within(5000, cache.close())).not.toBe('timeout');
+      } finally {
+        never.resolve();
+        client.destroy();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    });
+  },
+);
