@@ -9,6 +9,7 @@
  */
 import type { RequestListener } from 'node:http';
 import { type IsrOptions, isr } from '../lib';
+import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
 import { expressVersions } from './helpers/express';
@@ -203,8 +204,9 @@ describe.each(expressVersions)(
 describe.each(expressVersions)(
   'behind cache.handler(app), a waiter whose client left is handed to the app (%s)',
   (_name, createApp) => {
-    test('after an unshareable render (a 500), no render stays in flight for a client that is gone', async () => {
-      const cache = quietCache({ regenerateTimeout: 1000 });
+    test('after a failed render (a 500), no render is started for a client that is gone', async () => {
+      const clock = fakeClock();
+      const cache = quietCache({ regenerateTimeout: 1000, now: clock.now });
       const app = createApp();
       app.use(cache);
       let renders = 0;
@@ -232,12 +234,18 @@ describe.each(expressVersions)(
         firstRender.resolve();
         expect((await leader).status).toBe(500);
         await new Promise((resolve) => setTimeout(resolve, 50));
-        expect(renders).toBe(2); // the waiter was rendered, for nobody
+        expect(renders).toBe(1); // the waiter got the failed render's answer: nothing rendered for nobody
 
-        const t0 = Date.now();
+        // During the failure's backoff the page's answer is that failure, without a render…
+        const during = await server.get('/page');
+        expect(during.status).toBe(500);
+        expect(during.headers['retry-after']).toBe('1');
+        expect(renders).toBe(1);
+        // …and once it is over, one request renders again, at once.
+        clock.advance(1000);
         const next = await server.get('/page');
         expect(next.status).toBe(200);
-        expect(Date.now() - t0).toBeLessThan(500); // held ~regenerateTimeout otherwise
+        expect(renders).toBe(2);
         expect(await within(1000, cache.idle())).not.toBe('timeout');
       } finally {
         await server.close();
@@ -251,7 +259,8 @@ describe.each(expressVersions)(
   'a render the app gives up on after its client left (%s)',
   (_name, createApp) => {
     test('is abandoned after regenerateTimeout: nothing stored, nothing left in flight', async () => {
-      const cache = quietCache({ regenerateTimeout: 150 });
+      const clock = fakeClock();
+      const cache = quietCache({ regenerateTimeout: 150, now: clock.now });
       const app = createApp();
       app.use(cache);
       let renders = 0;
@@ -274,6 +283,7 @@ describe.each(expressVersions)(
         // idle() waits for the flight: it ends once regenerateTimeout passed without `end`.
         expect(await within(2000, cache.idle())).not.toBe('timeout');
         expect(Date.now() - gaveUpAt).toBeGreaterThanOrEqual(100);
+        clock.advance(150); // past the backoff of the render that timed out
         const next = await server.get('/page');
         expect(next.status).toBe(200);
         expect(next.headers['x-isr-cache']).toBe('MISS'); // the abandoned render stored nothing

@@ -236,7 +236,8 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
 
   describe('a MISS whose route errors', () => {
     function failingMiss() {
-      const cache = isr({ now: fakeClock().now, onError: errorRecorder().onError });
+      const clock = fakeClock();
+      const cache = isr({ now: clock.now, onError: errorRecorder().onError });
       const app = createApp();
       let renders = 0;
       let healthy = false;
@@ -253,6 +254,7 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       return {
         app,
         cache,
+        clock,
         renders: () => renders,
         heal: () => {
           healthy = true;
@@ -260,14 +262,23 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       };
     }
 
-    test('is passed through to the client uncached and marked BYPASS; the next request renders again', async () => {
-      const { app, cache, renders, heal } = failingMiss();
+    test('is passed through to the client uncached and marked BYPASS; the next request after its backoff renders again', async () => {
+      const { app, cache, clock, renders, heal } = failingMiss();
       const first = await request(app).get('/broken');
       expect(first.status).toBe(500);
       expect(first.headers['x-isr-cache']).toBe('BYPASS');
       expect(first.text).toBe('<h1>error 1</h1>');
       await cache.idle();
 
+      // Within the backoff (about a second) the same error page answers, without a render.
+      const during = await request(app).get('/broken');
+      expect(during.status).toBe(500);
+      expect(during.headers['x-isr-cache']).toBe('MISS');
+      expect(during.headers['retry-after']).toBe('1');
+      expect(during.text).toBe('<h1>error 1</h1>');
+      expect(renders()).toBe(1);
+
+      clock.advance(1000);
       const second = await request(app).get('/broken');
       expect(second.status).toBe(500);
       expect(second.headers['x-isr-cache']).toBe('BYPASS');
@@ -276,6 +287,7 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       await cache.idle();
 
       heal();
+      clock.advance(2000); // the second failure in a row backs off twice as long
       const healed = await request(app).get('/broken');
       expect(healed.status).toBe(200);
       expect(healed.headers['x-isr-cache']).toBe('MISS');
@@ -288,11 +300,12 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
     });
 
     test('a route that throws on a MISS gets the app error handler answer, not cached', async () => {
-      const { app, cache, renders } = failingMiss();
+      const { app, cache, clock, renders } = failingMiss();
       const first = await request(app).get('/throws');
       expect(first.status).toBe(500);
       expect(first.headers['x-isr-cache']).toBe('BYPASS');
       await cache.idle();
+      clock.advance(1000); // past the failed render's backoff
       const second = await request(app).get('/throws');
       expect(second.status).toBe(500);
       expect(renders()).toBe(2);

@@ -193,6 +193,8 @@ describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
 
       s.state.mode = 'good';
       s.state.version = 2;
+      // A failed cold render backs off (README): the next visitor after it gets a render.
+      s.clock.advance(1000);
       const next = await s.site.get('/page');
       expect(next.error).toBeUndefined();
       expect(next.status).toBe(200);
@@ -278,6 +280,7 @@ describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
     expect(await s.cache.entry('/page')).toBeUndefined();
 
     s.state.mode = 'good';
+    s.clock.advance(1000); // past the failed render's backoff
     const next = await s.site.get('/page');
     expect(next.headers['x-isr-cache']).toBe('MISS');
     expect(next.body).toBe(page(1));
@@ -292,6 +295,7 @@ describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
     await s.cache.idle();
     expect(await s.cache.entry('/page')).toBeUndefined();
     s.state.mode = 'good';
+    s.clock.advance(1000); // past the failed render's backoff
     const next = await s.site.get('/page');
     expect(next.headers['x-isr-cache']).toBe('MISS');
     expect(next.body).toBe(page(1));

@@ -1,17 +1,39 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Engine, LEASE_TTL_MS } from './engine';
 import { inProcessLock } from './lease';
-import { type MissTarget, renderMiss, variantMatches } from './miss';
+import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
+import {
+  answerFailure,
+  failedRender,
+  type RenderFailure,
+  RenderFailures,
+  shareableErrorAnswer,
+} from './render-failures';
 import { replay } from './replay';
 import { debug } from './report';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 import { WaitingRoom } from './waiting-room';
 
+/**
+ * What a render leaves its waiters: the page to share, the failure to answer with, or neither
+ * (nothing shareable: personal, another variant, expired meanwhile).
+ */
+interface Outcome {
+  entry?: CacheEntry;
+  failure?: RenderFailure;
+}
+
 /** One render in flight and the requests waiting for what it makes. */
 interface Flight {
-  /** Settles with the shareable entry, or `undefined`, once the render is over. */
-  readonly result: Promise<CacheEntry | undefined>;
-  readonly waiting: WaitingRoom<CacheEntry>;
+  /** Settles with the render's outcome once the render is over. */
+  readonly result: Promise<Outcome>;
+  readonly waiting: WaitingRoom<Outcome>;
+  /**
+   * Set once the render ran past `regenerateTimeout`: its waiters were answered then, and until
+   * it really ends (or its capture gives up on it) requests are answered from this failure
+   * rather than start another render that would hang the same way.
+   */
+  hung: RenderFailure | undefined;
 }
 
 /**
@@ -33,9 +55,14 @@ export class ColdFlights {
   private readonly waited = new WeakSet<IncomingMessage>();
   /** Background stores still running, so `idle()` can wait for them. */
   private readonly storing = new Set<Promise<void>>();
+  /** Cold pages whose last render failed, backing off. */
+  private readonly failures: RenderFailures;
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: Engine) {
+    this.failures = new RenderFailures(engine.options.now, engine.options.regenerateTimeout);
+  }
 
+  /** Whether a render or a store is under way (a hung render may never end: see `idle()`). */
   get busy(): boolean {
     return this.flights.size > 0 || this.storing.size > 0;
   }
@@ -52,11 +79,15 @@ export class ColdFlights {
     target: MissTarget,
   ): Promise<void> {
     if (this.answerJustRendered(req, res, variantKey)) return;
+    if (this.finished.has(variantKey) && (await this.answerJustStored(req, res, variantKey)))
+      return;
+    if (this.answerFromFailure(req, res, variantKey)) return;
     const running = this.renderingNow(variantKey);
     if (running !== undefined) {
-      // A waiter renders for itself when the render cannot be shared (personalised, failed,
-      // another variant) or takes too long; and at once when it already waited in front of
-      // the app (`joinBeforeApp`): nobody waits for somebody else's render twice.
+      // A waiter renders for itself when the render cannot be shared (personalised, another
+      // variant); and at once when it already waited in front of the app (`joinBeforeApp`):
+      // nobody waits for somebody else's render twice. A render that failed or hung is not
+      // repeated by every waiter: they get its answer (`answerFailure`).
       const renderAlone = () => {
         this.render(req, res, once(next), target).catch((error) =>
           this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
@@ -77,11 +108,11 @@ export class ColdFlights {
       }
       release();
     };
-    const waiting = new WaitingRoom<CacheEntry>(o.regenerateTimeout, (error) =>
+    const waiting = new WaitingRoom<Outcome>(o.regenerateTimeout, (error) =>
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
     );
     let flight: Flight | undefined;
-    const result = (async (): Promise<CacheEntry | undefined> => {
+    const result = (async (): Promise<Outcome> => {
       const lease = await this.engine.lock.acquire(variantKey, LEASE_TTL_MS);
       if (lease === undefined) {
         const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
@@ -90,7 +121,7 @@ export class ColdFlights {
           this.engine.observer.miss(variantKey);
           forget();
           replay(req, res, elsewhere, 'MISS', o.now(), o);
-          return elsewhere;
+          return { entry: elsewhere };
         }
       } else {
         release = () => void lease.release();
@@ -101,25 +132,60 @@ export class ColdFlights {
           this.engine.observer.miss(variantKey);
           forget();
           replay(req, res, stored, 'MISS', o.now(), o);
-          return stored;
+          return { entry: stored };
         }
       }
-      const entry = await this.render(req, res, handOver, target, forget);
+      const { entry, response } = await this.render(req, res, handOver, target, forget);
+      if (entry === undefined && failedRender(response)) {
+        // Already counted (and its waiters answered) when it ran past the deadline.
+        if (flight?.hung !== undefined) return { failure: flight.hung };
+        const failure = this.failures.record(
+          variantKey,
+          'failed',
+          response && shareableErrorAnswer(response),
+        );
+        debug(
+          'miss: %s failed (%s), backing off until %d',
+          variantKey,
+          response?.status,
+          failure.retryAt,
+        );
+        return { failure };
+      }
+      this.failures.clear(variantKey); // the app answered: the next render need not wait
       // An 'expire' that came while this render ran (here or on another instance) forbids
       // serving it to anyone who asked after it: only its own client got it.
       if (entry === undefined || (await this.engine.freshness(entry)).state === 'expired')
-        return undefined;
+        return {};
       if (this.flights.get(variantKey) === flight) this.finished.set(variantKey, entry);
-      return entry;
-    })().catch((error) => {
+      return { entry };
+    })().catch((error): Outcome => {
       forget();
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
       handOver(); // fail open, unless the app already has the request
-      return undefined;
+      return {};
     });
-    flight = { result, waiting };
+    // Past `regenerateTimeout` the render counts as failed (RFC 9110 §15.6.5, 504): its waiters
+    // are answered now, and nobody starts another render of the page while it still runs.
+    const deadline = setTimeout(() => {
+      if (flight === undefined || waiting.isOpen) return;
+      const failure = this.failures.record(variantKey, 'timed-out', undefined);
+      flight.hung = failure;
+      this.engine.reporter.error(
+        new Error(
+          `the render took longer than regenerateTimeout (${o.regenerateTimeout} ms): requests for it are answered 504 until it ends`,
+        ),
+        { phase: 'miss', key: variantKey, attempt: failure.attempt, retryAt: failure.retryAt },
+      );
+      waiting.open({ failure });
+    }, o.regenerateTimeout);
+    deadline.unref();
+    flight = { result, waiting, hung: undefined };
     this.flights.set(variantKey, flight);
-    result.then((entry) => waiting.open(entry));
+    result.then((outcome) => {
+      clearTimeout(deadline);
+      waiting.open(outcome);
+    });
   }
 
   /**
@@ -135,6 +201,7 @@ export class ColdFlights {
     handOver: () => void,
   ): boolean {
     if (this.answerJustRendered(req, res, variantKey)) return true;
+    if (this.answerFromFailure(req, res, variantKey)) return true;
     const running = this.renderingNow(variantKey);
     if (running === undefined) return false;
     running.waiting.join((shared) =>
@@ -143,6 +210,24 @@ export class ColdFlights {
         handOver();
       }),
     );
+    return true;
+  }
+
+  /**
+   * A page whose render is hung, or failed and is backing off, is answered from that failure
+   * without rendering: a herd on a failing page costs one render per backoff window, not one
+   * per request.
+   */
+  private answerFromFailure(
+    req: IncomingMessage,
+    res: ServerResponse,
+    variantKey: string,
+  ): boolean {
+    const failure = this.flights.get(variantKey)?.hung ?? this.failures.active(variantKey);
+    if (failure === undefined) return false;
+    debug('miss: %s answered from its failed render (attempt %d)', variantKey, failure.attempt);
+    this.engine.observer.miss(variantKey);
+    answerFailure(req, res, failure, this.engine.options.now(), this.engine.options.cacheStatus);
     return true;
   }
 
@@ -161,40 +246,95 @@ export class ColdFlights {
     this.finished.clear();
   }
 
-  /** A page whose render finished while it is being stored is answered as a hit. */
+  /**
+   * A page whose render finished while it is being stored is answered as a hit — at once with
+   * the memory store, where every invalidation clears `finished` (`forgetRendered`). With a
+   * shared store another instance may invalidate it meanwhile, which only the shared clocks
+   * tell: `answerJustStored` checks them first.
+   */
   private answerJustRendered(
     req: IncomingMessage,
     res: ServerResponse,
     variantKey: string,
   ): boolean {
+    if (!this.engine.isLocalStore) return false;
     const done = this.finished.get(variantKey);
     if (done === undefined || !variantMatches(done, req.headers)) return false;
-    debug('hit: %s (rendered just now, being stored)', variantKey);
-    this.engine.observer.hit(variantKey, 0);
-    replay(req, res, done, 'HIT', this.engine.options.now(), this.engine.options);
+    this.replayJustRendered(req, res, done, variantKey);
     return true;
   }
 
-  /** Answers a waiter with the render it waited for, or calls `otherwise` when it cannot share it. */
+  /**
+   * `answerJustRendered` for a shared store: the page is answered only while it is fresh by the
+   * shared tag clocks, so that an `expire` accepted on any instance holds for the next request
+   * here too (README, "Running many instances").
+   */
+  private async answerJustStored(
+    req: IncomingMessage,
+    res: ServerResponse,
+    variantKey: string,
+  ): Promise<boolean> {
+    if (this.engine.isLocalStore) return false;
+    const done = this.finished.get(variantKey);
+    if (done === undefined || !variantMatches(done, req.headers)) return false;
+    if ((await this.engine.freshness(done)).state !== 'fresh') {
+      if (this.finished.get(variantKey) === done) this.finished.delete(variantKey);
+      return false;
+    }
+    this.replayJustRendered(req, res, done, variantKey);
+    return true;
+  }
+
+  private replayJustRendered(
+    req: IncomingMessage,
+    res: ServerResponse,
+    done: CacheEntry,
+    variantKey: string,
+  ): void {
+    debug('hit: %s (rendered just now, being stored)', variantKey);
+    this.engine.observer.hit(variantKey, 0);
+    replay(req, res, done, 'HIT', this.engine.options.now(), this.engine.options);
+  }
+
+  /**
+   * Answers a waiter with the render it waited for, or with its failure (a render that failed
+   * or ran past `regenerateTimeout`: `undefined`), or calls `otherwise` when it cannot share it.
+   */
   private share(
     req: IncomingMessage,
     res: ServerResponse,
-    shared: CacheEntry | undefined,
+    shared: Outcome | undefined,
     variantKey: string,
     otherwise: () => void,
   ): void {
-    if (shared === undefined || !variantMatches(shared, req.headers)) {
+    const { options } = this.engine;
+    if (shared === undefined || shared.failure !== undefined) {
+      const failure = shared?.failure ??
+        this.flights.get(variantKey)?.hung ?? {
+          kind: 'timed-out',
+          attempt: 0,
+          retryAt: options.now() + options.regenerateTimeout,
+          answer: undefined,
+        };
+      debug('miss: %s answered with the failure of the render it waited for', variantKey);
+      this.engine.observer.miss(variantKey);
+      answerFailure(req, res, failure, options.now(), options.cacheStatus);
+      return;
+    }
+    const entry = shared.entry;
+    if (entry === undefined || !variantMatches(entry, req.headers)) {
       otherwise();
       return;
     }
     debug('miss: %s served from the render it waited for', variantKey);
     this.engine.observer.miss(variantKey);
-    replay(req, res, shared, 'MISS', this.engine.options.now(), this.engine.options, true);
+    replay(req, res, entry, 'MISS', options.now(), options, true);
   }
 
   /**
-   * Renders live and resolves with the shareable entry; storing goes on in the background and
-   * `done` runs once it is over (or at once when there is nothing to store).
+   * Renders live and resolves with the shareable entry (or the response, when it was not
+   * stored); storing goes on in the background and `done` runs once it is over (or at once
+   * when there is nothing to store).
    */
   private async render(
     req: IsrRequest,
@@ -202,8 +342,8 @@ export class ColdFlights {
     next: (err?: unknown) => void,
     target: MissTarget,
     done: () => void = () => {},
-  ): Promise<CacheEntry | undefined> {
-    const { entry, stored } = await renderMiss(this.engine, req, res, next, target);
+  ): Promise<Pick<MissResult, 'entry' | 'response'>> {
+    const { entry, stored, response } = await renderMiss(this.engine, req, res, next, target);
     if (stored === undefined) {
       done();
     } else {
@@ -217,7 +357,7 @@ export class ColdFlights {
         });
       this.storing.add(tracked);
     }
-    return entry;
+    return { entry, response };
   }
 
   /** A fresh entry for this request in the shared store, if the lock is shared at all. */

@@ -28,6 +28,9 @@ import { markState } from './state-header';
 import { isRegeneration } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 
+/** What `idle()` and `close()` wait beyond `regenerateTimeout`: the stores after a late render. */
+const IDLE_GRACE_MS = 1000;
+
 /** The middleware returned by `isr()`, carrying the cache's methods. */
 export interface IsrMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: any) => void): void;
@@ -68,11 +71,15 @@ export interface IsrMiddleware {
    * app: it is what renders, captures and stores.
    */
   handler(app: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void;
-  /** Resolves once no background regeneration or store is running. Handy in tests. */
+  /**
+   * Resolves once no render, background regeneration or store is running — or once
+   * `regenerateTimeout` (plus a second) has passed, whatever still hangs. Handy in tests.
+   */
   idle(): Promise<void>;
   /**
-   * Waits for in-flight regenerations and stores, and starts no new ones. A store passed in
-   * as an option stays open: close what you own.
+   * Waits for in-flight renders, regenerations and stores (as `idle()`: `regenerateTimeout`
+   * plus a second at most), and starts no new ones. A store passed in as an option stays
+   * open: close what you own.
    */
   close(): Promise<void>;
 }
@@ -271,14 +278,33 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     await revalidator.revalidate({ paths, tags, type, mode, source });
   }
 
+  /**
+   * Waits for renders and stores in flight — for `regenerateTimeout` (plus a second for their
+   * stores) at most: a render that hangs for ever must not hold a test or a shutdown with it.
+   * Regenerations have their own deadline.
+   */
   async function idle(): Promise<void> {
-    while (cold.busy) {
-      await cold.settled();
+    let timer: NodeJS.Timeout | undefined;
+    let waited = false;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        waited = true;
+        resolve();
+      }, o.regenerateTimeout + IDLE_GRACE_MS);
+      timer.unref();
+    });
+    try {
+      while (cold.busy && !waited) {
+        await Promise.race([cold.settled(), bound]);
+        await regenerator.idle();
+      }
       await regenerator.idle();
+    } finally {
+      clearTimeout(timer);
     }
-    await regenerator.idle();
   }
 
+  /** Starts no new regeneration, waits for what is in flight (bounded as `idle()` is), then closes. */
   async function close(): Promise<void> {
     await regenerator.close();
     await idle();

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { captureResponse } from './capture';
+import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
 import { checkRevalidate } from './checks';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
@@ -18,6 +18,8 @@ export interface MissResult {
   entry: CacheEntry | undefined;
   /** Settles once the full entry (with variants) is in the store. */
   stored: Promise<void> | undefined;
+  /** The response as captured, when it was not stored (to tell a failed render from a personal one). */
+  response?: Captured;
 }
 
 export interface MissTarget {
@@ -122,7 +124,7 @@ export function renderMiss(
       responseUncacheableReason(result.status, result.headers, revalidate, options);
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      return { entry: undefined, stored: undefined };
+      return { entry: undefined, stored: undefined, response: result };
     }
     checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
     const context = { url: target.url, requestHeaders, generatedAt, revalidate, tags };

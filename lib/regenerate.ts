@@ -146,7 +146,12 @@ export class Regenerator {
           await engine.remove(variantKey);
         }
       } else {
-        await engine.save(key, result.entry, result.vary);
+        const saved = await engine.save(key, result.entry, result.vary);
+        // A write the store refused (out of memory, a read-only replica) or could not take
+        // left the stale page in place: a failed regeneration, which backs off like any other
+        // rather than render again on the very next request.
+        if (saved === 'unavailable')
+          throw new Error('the store did not take the regenerated page (refused or unreachable)');
         const duration = performance.now() - startedAt;
         debug('regenerate: %s done in %d ms', variantKey, Math.round(duration));
         engine.observer.regenerateSuccess(
