@@ -4,8 +4,15 @@ import { inProcessLock } from './lease';
 import { type MissTarget, renderMiss, variantMatches } from './miss';
 import { replay } from './replay';
 import { debug } from './report';
+import { installResponseConfig } from './response-config';
+import { markState } from './state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 import { WaitingRoom } from './waiting-room';
+
+/** How long an uncacheable page goes straight to the app at most (`revalidate` if shorter). */
+const PASS_WINDOW_MS = 60_000;
+/** Uncacheable pages remembered; the oldest are forgotten past this (and tried again). */
+const MAX_PASSES = 10_000;
 
 /** One render in flight and the requests waiting for what it makes. */
 interface Flight {
@@ -33,6 +40,8 @@ export class ColdFlights {
   private readonly waited = new WeakSet<IncomingMessage>();
   /** Background stores still running, so `idle()` can wait for them. */
   private readonly storing = new Set<Promise<void>>();
+  /** Pages found not cacheable, passed straight to the app until `until` (see `rememberPass`). */
+  private readonly passes = new Map<string, { until: number; reason: string }>();
 
   constructor(private readonly engine: Engine) {}
 
@@ -52,18 +61,22 @@ export class ColdFlights {
     target: MissTarget,
   ): Promise<void> {
     if (this.answerJustRendered(req, res, variantKey)) return;
+    const pass = this.passes.get(variantKey);
+    if (pass !== undefined) {
+      if (this.engine.options.now() < pass.until) {
+        this.passOn(req, res, next, variantKey, pass.reason);
+        return;
+      }
+      this.passes.delete(variantKey);
+    }
     const running = this.renderingNow(variantKey);
     if (running !== undefined) {
-      // A waiter renders for itself when the render cannot be shared (personalised, failed,
+      // A waiter's own request goes to the app when the render cannot be shared (personal,
       // another variant) or takes too long; and at once when it already waited in front of
       // the app (`joinBeforeApp`): nobody waits for somebody else's render twice.
-      const renderAlone = () => {
-        this.render(req, res, once(next), target).catch((error) =>
-          this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
-        );
-      };
-      if (this.waited.has(req)) renderAlone();
-      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, renderAlone));
+      const own = () => this.passOn(req, res, once(next), variantKey, 'not shareable');
+      if (this.waited.has(req)) own();
+      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, own));
       return;
     }
     debug('miss: %s', variantKey);
@@ -104,7 +117,7 @@ export class ColdFlights {
           return stored;
         }
       }
-      const entry = await this.render(req, res, handOver, target, forget);
+      const entry = await this.render(req, res, handOver, variantKey, target, forget);
       // An 'expire' that came while this render ran (here or on another instance) forbids
       // serving it to anyone who asked after it: only its own client got it.
       if (entry === undefined || (await this.engine.freshness(entry)).state === 'expired')
@@ -156,9 +169,43 @@ export class ColdFlights {
     return flight === undefined || flight.waiting.isOpen ? undefined : flight;
   }
 
+  /** Whether a render of `variantKey` is in flight in this process. */
+  rendering(variantKey: string): boolean {
+    return this.flights.has(variantKey);
+  }
+
   /** An invalidation: pages rendered just now and still being stored are not answered any more. */
   forgetRendered(): void {
     this.finished.clear();
+    this.passes.clear(); // and a page that was not cacheable may be now
+  }
+
+  /** The visitor's own request goes on to the app, untouched: nothing of it is stored. */
+  private passOn(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    variantKey: string,
+    reason: string,
+  ): void {
+    debug('bypass: %s (%s)', variantKey, reason);
+    this.engine.observer.bypass(variantKey, reason);
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason }, this.engine.options.cacheStatus);
+    next();
+  }
+
+  /**
+   * A page found not cacheable is not rendered apart again for a while (Varnish's
+   * hit-for-pass): its visitors go straight to the app, so an uncacheable URL costs its
+   * visitors' own renders only, plus one shared render per window.
+   */
+  private rememberPass(variantKey: string, reason: string): void {
+    const { revalidate, now } = this.engine.options;
+    const window = Math.min(PASS_WINDOW_MS, revalidate === false ? PASS_WINDOW_MS : revalidate * 1000);
+    this.passes.delete(variantKey);
+    this.passes.set(variantKey, { until: now() + window, reason });
+    if (this.passes.size > MAX_PASSES) this.passes.delete(this.passes.keys().next().value as string);
   }
 
   /** A page whose render finished while it is being stored is answered as a hit. */
@@ -200,10 +247,12 @@ export class ColdFlights {
     req: IsrRequest,
     res: IsrResponse,
     next: (err?: unknown) => void,
+    variantKey: string,
     target: MissTarget,
-    done: () => void = () => {},
+    done: () => void,
   ): Promise<CacheEntry | undefined> {
-    const { entry, stored } = await renderMiss(this.engine, req, res, next, target);
+    const { entry, stored, uncacheable } = await renderMiss(this.engine, req, res, next, target);
+    if (uncacheable !== undefined) this.rememberPass(variantKey, uncacheable);
     if (stored === undefined) {
       done();
     } else {

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkMountOrder, checkSetup } from './checks';
 import { ColdFlights } from './cold-flight';
-import { requestBypassReason } from './eligibility';
+import { carriesCookies, requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
 import type { Freshness } from './freshness';
 import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
 import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
-import { Regenerator } from './regenerate';
+import { MAX_CONCURRENT_REGENERATIONS, Regenerator } from './regenerate';
 import { replay } from './replay';
 import { debug } from './report';
 import { installResponseConfig } from './response-config';
@@ -23,8 +23,9 @@ import {
   typeProblem,
 } from './revalidate';
 import { WEBHOOK_REQUEST } from './router';
+import { sharedRequestHeaders } from './shared-request';
 import { markState } from './state-header';
-import { isRegeneration } from './synthetic-request';
+import { isRegeneration, syntheticExchange } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 
 /** The middleware returned by `isr()`, carrying the cache's methods. */
@@ -90,6 +91,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   debug('options: %o', { ...shown, store: describeStore(engine.options.store) });
   checkSetup(engine);
   const { options: o } = engine;
+  /** Shared renders started for a visitor who carries cookies, running now. */
+  let primes = 0;
 
   function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
     if (isRegeneration(req)) {
@@ -162,6 +165,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     const { url } = engine.canonical(req.url ?? '/');
     const key = engine.keyFor(req, url);
     const found = engine.peek(key, req.headers);
+    // A request with cookies never waits for a shared render, and gets a stored page only
+    // when that page's render never read cookies: the middleware decides the rest.
+    const personal = isPersonal(req);
+    if (personal && found?.entry?.readsCookies !== false) return false;
     if (found?.entry !== undefined) {
       const { state } = engine.freshnessNow(found.entry, found);
       if (state === 'fresh') {
@@ -170,6 +177,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       }
       if (state === 'stale') return false;
     }
+    if (personal) return false;
     // Not in memory: while a page is being rendered its variant key is its URL's key, unless
     // the store knows it varies, which only the middleware's lookup can tell.
     return cold.joinBeforeApp(req, res, found?.variantKey ?? key, () => passToApp(app, req, res));
@@ -197,6 +205,13 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     state: Freshness | undefined,
   ): void {
     const { entry, key, variantKey, vary } = found;
+    if (
+      isPersonal(req) &&
+      (entry?.readsCookies !== false || state === undefined || state.state === 'expired')
+    ) {
+      servePersonal(req, res, next, url, found, state);
+      return;
+    }
     if (entry !== undefined && state !== undefined) {
       // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
       if (!found.local && !engine.isLocalStore && !engine.index.has(variantKey)) {
@@ -221,6 +236,55 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       engine.reporter.error(error, { phase: 'miss', key });
       if (!res.headersSent && !res.writableEnded) next();
     });
+  }
+
+  /**
+   * Without `sessionCookies`, a request that carries cookies may be personal: the cache cannot
+   * tell a session from an analytics cookie. It is never given a page whose render read cookies
+   * (that render saw none, so it is a stranger's page to this visitor) and never waits for a
+   * shared render: its own request goes to the app as it came, and it keeps whatever the app
+   * answers, Set-Cookie included. A missing page is still rendered apart for the visitors
+   * without cookies (at most `MAX_CONCURRENT_REGENERATIONS` at once), and a stale one
+   * regenerated.
+   */
+  function servePersonal(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    url: string,
+    found: Lookup,
+    state: Freshness | undefined,
+  ): void {
+    const { entry, key, variantKey, vary } = found;
+    const reason = entry === undefined ? 'cookie' : 'cookie; the page reads cookies';
+    debug('bypass: %s %s (%s)', req.method, url, reason);
+    engine.observer.bypass(url, reason);
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason }, o.cacheStatus);
+    if (entry !== undefined && state?.state === 'stale') {
+      regenerator.trigger(key, variantKey, entry);
+    } else if (
+      (entry === undefined || state?.state === 'expired') &&
+      primes < MAX_CONCURRENT_REGENERATIONS &&
+      !cold.rendering(variantKey)
+    ) {
+      // The shared render is given a request of the cache's own, without the visitor's cookies.
+      const headers = sharedRequestHeaders(req, o.forwardHeaders, vary, o.host);
+      const stranger = syntheticExchange(url, headers);
+      primes += 1;
+      cold
+        .serve(stranger.req, stranger.res, () => {}, variantKey, { key, url, vary })
+        .catch((error) => engine.reporter.error(error, { phase: 'miss', key }))
+        .finally(() => {
+          primes -= 1;
+        });
+    }
+    next();
+  }
+
+  /** A request that carries cookies when no `sessionCookies` say which ones are personal. */
+  function isPersonal(req: IncomingMessage): boolean {
+    return o.sessionCookies === undefined && carriesCookies(req);
   }
 
   /** RFC 9111 §4.4: a successful unsafe request invalidates the target URI's page. */
