@@ -17,7 +17,7 @@ import { expressVersions } from './helpers/express';
 import { within } from './helpers/serve';
 
 const WAVE = 200;
-const REGENERATE_TIMEOUT = 300;
+const REGENERATE_TIMEOUT = 1000;
 
 interface Answer {
   status: number;
@@ -188,9 +188,9 @@ describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, cre
       const first = s.wave(10_000);
       const answered: Answer[] = [];
       for (const pending of first) pending.then((a) => a && answered.push(a));
-      // Every waiter is answered once the render ran past regenerateTimeout; the leader waits on.
+      // Everyone is answered once the render ran past regenerateTimeout, the leader too.
       const allWaiters = (async () => {
-        while (answered.length < WAVE - 1) await new Promise((r) => setTimeout(r, 10));
+        while (answered.length < WAVE) await new Promise((r) => setTimeout(r, 10));
       })();
       expect(await within(5000, allWaiters)).not.toBe('timeout');
       expect(s.renders()).toBe(1);
@@ -202,7 +202,11 @@ describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, cre
         expect(answer.body).toMatch(/504 Gateway Timeout/);
       }
       expect(s.recorder.errors.map((e) => `${e.context.phase}: ${e.error.message}`)).toEqual([
-        expect.stringMatching(/^miss: the render took longer than regenerateTimeout \(300 ms\)/),
+        expect.stringMatching(
+          new RegExp(
+            `^miss: the render took longer than regenerateTimeout \\(${REGENERATE_TIMEOUT} ms\\)`,
+          ),
+        ),
       ]);
 
       // Long after the backoff (capped at regenerateTimeout), the render still hangs: a new
@@ -212,12 +216,9 @@ describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, cre
       expect(second.map((a) => a?.status)).toEqual(Array(WAVE).fill(504));
       expect(s.renders()).toBe(1);
 
-      // It finally ends, well: its own client gets the page, and the page is cached.
+      // It finally ends, well (within regenerateTimeout after its deadline, before it would be
+      // cut off): the page is cached.
       s.release();
-      const all = await Promise.all(first);
-      expect(all.filter((a) => a?.status === 200).map((a) => a?.body)).toEqual([
-        '<h1>render 1</h1>',
-      ]);
       await s.cache.idle();
       const after = (await Promise.all(s.wave())) as Answer[];
       expect(

@@ -154,7 +154,8 @@ describe.each(expressVersions)('a cold herd behind cache.handler(app) (%s)', (_n
     release();
     const answered = await replies;
     expect(renders()).toBe(1);
-    expect(answered.map((r) => r.status).sort()).toEqual([200, 504, 504, 504, 504]);
+    // The first visitor is answered at the deadline too: nobody waits on a hung render.
+    expect(answered.map((r) => r.status)).toEqual([504, 504, 504, 504, 504]);
     expect(answered.filter((r) => /collapsed/.test(r.cacheStatus ?? ''))).toHaveLength(4);
     await cache.idle();
   });

@@ -32,8 +32,11 @@ function setup(options: IsrOptions = {}) {
     renders += 1;
     res.send(`<h1>render ${renders}</h1>`);
   });
+  let flakyRenders = 0;
   app.get('/flaky', (req: Request, res: Response) => {
-    if (isRegeneration(req)) throw new Error('cms down');
+    // The first render (the MISS's) works; the regenerations after it fail.
+    flakyRenders += 1;
+    if (isRegeneration(req) && flakyRenders > 1) throw new Error('cms down');
     res.send('<h1>flaky</h1>');
   });
   app.get('/cookie', (_req: Request, res: Response) => {
@@ -213,6 +216,8 @@ describe('Prometheus through prom-client (metrics: { registry })', () => {
       .set('Authorization', `Bearer ${SECRET}`)
       .send({ paths: ['/a', '/b'], tags: ['posts'], mode: 'expire' });
     expect(hook.status).toBe(200);
+    await request(app).get('/page'); // a POST invalidates a page that is stored
+    await cache.idle();
     expect((await request(app).post('/page')).status).toBe(200);
     // The unsafe-method invalidation is recorded once the POST's response has finished.
     const deadline = Date.now() + 2000;

@@ -87,8 +87,8 @@ describe.each(expressVersions)('single flight for cold pages (%s)', (_name, crea
     const server = await listen(app);
     try {
       const answers = await getMany(server.url('/personal'));
-      expect(renders).toBeGreaterThan(1);
-      expect(renders).toBe(CONCURRENCY);
+      // The shared render proved the page personal; then each visitor's own request rendered.
+      expect(renders).toBe(CONCURRENCY + 1);
       const visitors = new Set<string>();
       for (const answer of answers) {
         expect(answer.status).toBe(200);
@@ -158,7 +158,8 @@ describe.each(expressVersions)('single flight for stale pages (%s)', (_name, cre
     app.get('/news', async (req, res) => {
       renders += 1;
       const version = renders;
-      if (isRegeneration(req)) {
+      // The first render (the MISS's, a request of the cache's own too) is not held.
+      if (isRegeneration(req) && version > 1) {
         regenerations += 1;
         await regenerationMayFinish.promise;
       }

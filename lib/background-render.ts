@@ -28,7 +28,7 @@ export async function renderInBackground(
 ): Promise<BackgroundResult> {
   const { options } = engine;
   const startedAt = engine.renderStart();
-  const { req, res } = syntheticExchange(url, requestHeaders);
+  const { req, res, cookiesRead } = syntheticExchange(url, requestHeaders);
   installResponseConfig(res as IsrResponse);
   const captured = captureResponse(res, {
     maxBodySize: options.maxBodySize,
@@ -63,6 +63,8 @@ export async function renderInBackground(
     result.incomplete ??
     responseUncacheableReason(result.status, result.headers, revalidate, options);
   if (uncacheable !== undefined) return { entry: undefined, uncacheable, startedAt };
+  const readsCookies = cookiesRead();
+  if (readsCookies) engine.noteCookiesRead(url);
   const entry = await buildEntry(result, {
     url,
     requestHeaders,
@@ -70,6 +72,7 @@ export async function renderInBackground(
     revalidate,
     tags,
     compressThreshold: options.compressThreshold,
+    readsCookies,
   });
   return { entry, vary: varyNames(result.headers) };
 }

@@ -22,10 +22,13 @@ export interface CaptureOptions {
   /**
    * Runs once, just before the status line and headers are sent, after the app set them.
    * `wholeBody` is given when the app ends the response in one call (`res.send`, `res.end(x)`),
-   * so the whole body is known before any byte goes out. Returning `'not-modified'` sends
-   * the client a bodiless answer (the caller set the 304 status) while the copy keeps the body.
+   * so the whole body is known before any byte goes out.
    */
-  beforeHeaders?: (wholeBody: Buffer | undefined) => 'not-modified' | undefined;
+  beforeHeaders?: (wholeBody: Buffer | undefined) => void;
+  /** Every body chunk, in order, after `beforeHeaders` — also past `maxBodySize`. */
+  onBody?: (chunk: Buffer) => void;
+  /** The app ended the response (after the last `onBody`). */
+  onEnd?: () => void;
 }
 
 type Callback = (error?: Error | null) => void;
@@ -56,17 +59,10 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   /** Resolves the capture (set up below, once the wrappers that call it exist); once only. */
   let settle: (incomplete?: 'aborted') => void = () => {};
 
-  function collect(chunk: unknown, encoding: unknown): void {
-    if (chunk === undefined || chunk === null || tooLarge) return;
-    const buffer =
-      typeof chunk === 'string'
-        ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-        : Buffer.isBuffer(chunk)
-          ? chunk
-          : chunk instanceof Uint8Array
-            ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-            : undefined;
-    if (buffer === undefined) return;
+  function collect(buffer: Buffer | undefined): void {
+    if (buffer === undefined || buffer.length === 0) return;
+    options.onBody?.(buffer);
+    if (tooLarge) return;
     size += buffer.length;
     if (size > options.maxBodySize) {
       tooLarge = true;
@@ -76,11 +72,11 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     }
   }
 
-  function headersGoingOut(wholeBody: Buffer | undefined): 'not-modified' | undefined {
-    if (headers !== undefined) return undefined;
+  function headersGoingOut(wholeBody: Buffer | undefined): void {
+    if (headers !== undefined) return;
     status = res.statusCode;
     headers = { ...res.getHeaders() };
-    return options.beforeHeaders?.(wholeBody);
+    options.beforeHeaders?.(wholeBody);
   }
 
   res.writeHead = function captureWriteHead(
@@ -93,7 +89,6 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     applyHeaders(res, typeof reason === 'string' ? extra : reason);
     res.statusCode = statusCode;
     headersGoingOut(undefined);
-    // The hook may have changed the status (a 304 on a MISS): send what it is now.
     return (originalWriteHead as (status: number, reason?: string) => ServerResponse).call(
       this,
       res.statusCode,
@@ -102,7 +97,10 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   } as ServerResponse['writeHead'];
 
   res.write = function captureWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (!ended) collect(chunk, rest[0]);
+    if (!ended) {
+      headersGoingOut(undefined); // the first write sends the head: the hook sees it first
+      collect(toBuffer(chunk, rest[0]));
+    }
     return (originalWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
 
@@ -110,18 +108,22 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     if (ended) return (originalEnd as (...a: unknown[]) => ServerResponse).apply(this, args);
     ended = true;
     const [chunk, encoding, callback] = normalizeEndArgs(args);
-    collect(chunk, encoding);
+    const last = toBuffer(chunk, encoding);
     try {
-      if (!res.headersSent) {
-        const whole = !tooLarge
-          ? chunks.length === 1
-            ? chunks[0]
-            : Buffer.concat(chunks)
-          : undefined;
-        if (headersGoingOut(whole) === 'not-modified') {
-          return (originalEnd as (cb?: Callback) => ServerResponse).call(this, callback);
-        }
+      if (headers === undefined) {
+        const length = size + (last?.length ?? 0);
+        const whole =
+          tooLarge || length > options.maxBodySize
+            ? undefined
+            : last === undefined
+              ? Buffer.concat(chunks)
+              : chunks.length === 0
+                ? last
+                : Buffer.concat([...chunks, last]);
+        headersGoingOut(whole);
       }
+      collect(last);
+      options.onEnd?.();
       return (originalEnd as (...a: unknown[]) => ServerResponse).call(
         this,
         chunk,
@@ -163,6 +165,15 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   } as ServerResponse['destroy'];
 
   return captured;
+}
+
+function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
+  if (typeof chunk === 'string')
+    return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array)
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return undefined;
 }
 
 function normalizeEndArgs(args: unknown[]): [unknown, unknown, Callback | undefined] {

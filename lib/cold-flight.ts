@@ -11,8 +11,15 @@ import {
 } from './render-failures';
 import { replay } from './replay';
 import { debug } from './report';
+import { installResponseConfig } from './response-config';
+import { markState } from './state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 import { WaitingRoom } from './waiting-room';
+
+/** How long an uncacheable page goes straight to the app at most (`revalidate` if shorter). */
+const PASS_WINDOW_MS = 60_000;
+/** Uncacheable pages remembered; the oldest are forgotten past this (and tried again). */
+const MAX_PASSES = 10_000;
 
 /**
  * What a render leaves its waiters: the page to share, the failure to answer with, or neither
@@ -57,6 +64,8 @@ export class ColdFlights {
   private readonly storing = new Set<Promise<void>>();
   /** Cold pages whose last render failed, backing off. */
   private readonly failures: RenderFailures;
+  /** Pages found not cacheable, passed straight to the app until `until` (see `rememberPass`). */
+  private readonly passes = new Map<string, { until: number; reason: string }>();
 
   constructor(private readonly engine: Engine) {
     this.failures = new RenderFailures(engine.options.now, engine.options.regenerateTimeout);
@@ -82,19 +91,23 @@ export class ColdFlights {
     if (this.finished.has(variantKey) && (await this.answerJustStored(req, res, variantKey)))
       return;
     if (this.answerFromFailure(req, res, variantKey)) return;
+    const pass = this.passes.get(variantKey);
+    if (pass !== undefined) {
+      if (this.engine.options.now() < pass.until) {
+        this.passOn(res, next, variantKey, pass.reason);
+        return;
+      }
+      this.passes.delete(variantKey);
+    }
     const running = this.renderingNow(variantKey);
     if (running !== undefined) {
-      // A waiter renders for itself when the render cannot be shared (personalised, another
-      // variant); and at once when it already waited in front of the app (`joinBeforeApp`):
-      // nobody waits for somebody else's render twice. A render that failed or hung is not
-      // repeated by every waiter: they get its answer (`answerFailure`).
-      const renderAlone = () => {
-        this.render(req, res, once(next), target).catch((error) =>
-          this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
-        );
-      };
-      if (this.waited.has(req)) renderAlone();
-      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, renderAlone));
+      // A waiter's own request goes to the app when the render cannot be shared (personal,
+      // another variant); and at once when it already waited in front of the app
+      // (`joinBeforeApp`): nobody waits for somebody else's render twice. A render that failed
+      // or hung is not repeated by every waiter: they get its answer (`answerFailure`).
+      const own = () => this.passOn(res, once(next), variantKey, 'not shareable');
+      if (this.waited.has(req)) own();
+      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, own));
       return;
     }
     debug('miss: %s', variantKey);
@@ -135,7 +148,7 @@ export class ColdFlights {
           return { entry: stored };
         }
       }
-      const { entry, response } = await this.render(req, res, handOver, target, forget);
+      const { entry, response } = await this.render(req, res, handOver, variantKey, target, forget);
       if (entry === undefined && failedRender(response)) {
         // Already counted (and its waiters answered) when it ran past the deadline.
         if (flight?.hung !== undefined) return { failure: flight.hung };
@@ -173,7 +186,7 @@ export class ColdFlights {
       flight.hung = failure;
       this.engine.reporter.error(
         new Error(
-          `the render took longer than regenerateTimeout (${o.regenerateTimeout} ms): requests for it are answered 504 until it ends`,
+          `the render took longer than regenerateTimeout (${o.regenerateTimeout} ms): requests for it are answered 504 until it ends, or is cut off another regenerateTimeout later`,
         ),
         { phase: 'miss', key: variantKey, attempt: failure.attempt, retryAt: failure.retryAt },
       );
@@ -244,6 +257,41 @@ export class ColdFlights {
   /** An invalidation: pages rendered just now and still being stored are not answered any more. */
   forgetRendered(): void {
     this.finished.clear();
+    this.passes.clear(); // and a page that was not cacheable may be now
+  }
+
+  /** Whether a render of `variantKey` is in flight in this process. */
+  rendering(variantKey: string): boolean {
+    return this.flights.has(variantKey);
+  }
+
+  /** The visitor's own request goes on to the app, untouched: nothing of it is stored. */
+  private passOn(
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    variantKey: string,
+    reason: string,
+  ): void {
+    debug('bypass: %s (%s)', variantKey, reason);
+    this.engine.observer.bypass(variantKey, reason);
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason }, this.engine.options.cacheStatus);
+    next();
+  }
+
+  /**
+   * A page found not cacheable is not rendered apart again for a while (Varnish's
+   * hit-for-pass): its visitors go straight to the app, so an uncacheable URL costs its
+   * visitors' own renders, plus one shared render per window.
+   */
+  private rememberPass(variantKey: string, reason: string): void {
+    const { revalidate, now } = this.engine.options;
+    const window =
+      revalidate === false ? PASS_WINDOW_MS : Math.min(PASS_WINDOW_MS, revalidate * 1000);
+    this.passes.delete(variantKey);
+    this.passes.set(variantKey, { until: now() + window, reason });
+    if (this.passes.size > MAX_PASSES)
+      this.passes.delete(this.passes.keys().next().value as string);
   }
 
   /**
@@ -340,10 +388,18 @@ export class ColdFlights {
     req: IsrRequest,
     res: IsrResponse,
     next: (err?: unknown) => void,
+    variantKey: string,
     target: MissTarget,
-    done: () => void = () => {},
+    done: () => void,
   ): Promise<Pick<MissResult, 'entry' | 'response'>> {
-    const { entry, stored, response } = await renderMiss(this.engine, req, res, next, target);
+    const { entry, stored, response, uncacheable } = await renderMiss(
+      this.engine,
+      req,
+      res,
+      next,
+      target,
+    );
+    if (uncacheable !== undefined) this.rememberPass(variantKey, uncacheable);
     if (stored === undefined) {
       done();
     } else {

@@ -8,6 +8,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 
 export interface RequestRules {
   bypass?: (req: IncomingMessage) => boolean;
+  sessionCookies?: readonly string[];
 }
 
 /** Why this request is not answered from (or stored into) the cache, or `undefined`. */
@@ -15,7 +16,35 @@ export function requestBypassReason(req: IncomingMessage, rules: RequestRules): 
   if (req.method !== 'GET' && req.method !== 'HEAD') return `method ${req.method}`;
   // RFC 9111 §3.5: a shared cache does not reuse responses to Authorization-bearing requests.
   if (req.headers.authorization !== undefined) return 'authorization';
+  if (rules.sessionCookies !== undefined) {
+    const session = sessionCookieIn(req.headers.cookie, rules.sessionCookies);
+    if (session !== undefined) return `session cookie ${session}`;
+  }
   if (rules.bypass?.(req)) return 'bypass option';
+  return undefined;
+}
+
+/** Whether a request carries any cookie at all. */
+export function carriesCookies(req: IncomingMessage): boolean {
+  const cookie = req.headers.cookie;
+  return cookie !== undefined && cookie.trim() !== '';
+}
+
+/** The first cookie of `header` whose name matches one of `patterns` (`name`, or `prefix*`). */
+export function sessionCookieIn(
+  header: string | undefined,
+  patterns: readonly string[],
+): string | undefined {
+  if (header === undefined || header === '') return undefined;
+  for (const pair of header.split(';')) {
+    const mark = pair.indexOf('=');
+    const name = (mark === -1 ? pair : pair.slice(0, mark)).trim();
+    if (name === '') continue;
+    for (const pattern of patterns) {
+      if (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern)
+        return name;
+    }
+  }
   return undefined;
 }
 

@@ -161,6 +161,19 @@ export class Engine {
     }
   }
 
+  /**
+   * A stored render looked for the Cookie header: its page is kept from requests carrying
+   * cookies. Without `sessionCookies`, that is every request with any cookie: say so once.
+   */
+  noteCookiesRead(url: string): void {
+    debug('render: %s read the Cookie header (not replayed to requests carrying cookies)', url);
+    if (this.options.sessionCookies !== undefined) return;
+    this.warn(
+      'ISR_COOKIES_READ',
+      `the render of ${url} read the Cookie header (the route, cookie-parser or express-session): its page is stored for visitors without cookies, but a request carrying any cookie gets its own render instead. If only some cookies make a page personal, name them, e.g. isr({ sessionCookies: ['connect.sid'] }), and visitors with other cookies (analytics, consent) get HITs.`,
+    );
+  }
+
   /** The canonical path and URL of a request-target; memoised, as the same URLs come back. */
   canonical(rawUrl: string): { path: string; url: string } {
     let canonical = this.canonicalMemo.get(rawUrl);

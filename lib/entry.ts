@@ -47,6 +47,8 @@ export interface EntryContext {
   tags: readonly string[];
   /** Pages at least this large get br and gzip variants; `false` = never. */
   compressThreshold: number | false;
+  /** The render looked for the Cookie header. */
+  readsCookies: boolean;
 }
 
 /** Turns a finished, cacheable capture into an entry: identity body, variants, validators. */
@@ -64,6 +66,7 @@ export async function buildEntry(captured: Captured, context: EntryContext): Pro
     tags: mergeTags(context.tags, captured.headers),
     url: context.url,
     requestHeaders: context.requestHeaders,
+    readsCookies: context.readsCookies,
   };
   if (context.compressThreshold !== false && body.length >= context.compressThreshold) {
     // zlib's async API runs on the thread pool: compression never blocks the event loop.

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkMountOrder, checkSetup } from './checks';
 import { ColdFlights } from './cold-flight';
-import { requestBypassReason } from './eligibility';
+import { carriesCookies, requestBypassReason } from './eligibility';
 import { clockTags, Engine, type Lookup } from './engine';
 import type { Freshness } from './freshness';
 import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
@@ -9,7 +9,7 @@ import type { IsrEventName, IsrEvents, IsrStats } from './observe';
 import { type IsrOptions, resolveOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
 import { PROTECT_SECRET } from './redact';
-import { Regenerator } from './regenerate';
+import { MAX_CONCURRENT_REGENERATIONS, Regenerator } from './regenerate';
 import { replay } from './replay';
 import { debug } from './report';
 import { installResponseConfig } from './response-config';
@@ -24,9 +24,11 @@ import {
   typeProblem,
 } from './revalidate';
 import { WEBHOOK_REQUEST } from './router';
+import { sharedRequestHeaders } from './shared-request';
 import { markState } from './state-header';
-import { isRegeneration } from './synthetic-request';
+import { isRegeneration, syntheticExchange } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
+import { INVALIDATING_METHODS, UnsafeInvalidation } from './unsafe-invalidation';
 
 /** What `idle()` and `close()` wait beyond `regenerateTimeout`: the stores after a late render. */
 const IDLE_GRACE_MS = 1000;
@@ -98,6 +100,17 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   debug('options: %o', { ...shown, store: describeStore(engine.options.store) });
   checkSetup(engine);
   const { options: o } = engine;
+  const unsafe = new UnsafeInvalidation(engine, (path) =>
+    revalidator.revalidate({
+      paths: [path],
+      tags: [],
+      type: 'page',
+      mode: 'stale',
+      source: 'unsafe-method',
+    }),
+  );
+  /** Shared renders started for a visitor who carries cookies, running now. */
+  let primes = 0;
 
   function isrMiddleware(req: IsrRequest, res: IsrResponse, next: (err?: unknown) => void): void {
     if (isRegeneration(req)) {
@@ -130,9 +143,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       debug('bypass: %s %s (%s)', req.method, req.url, bypass);
       engine.observer.bypass(req.url ?? '/', bypass);
       markState(res, 'BYPASS', { reason: bypass }, o.cacheStatus);
-      if (o.invalidateOnUnsafe && req.method !== 'GET' && req.method !== 'HEAD') {
-        invalidateAfterSuccess(req, res);
-      }
+      if (o.invalidateOnUnsafe) invalidateAfterSuccess(req, res);
       next();
       return;
     }
@@ -170,6 +181,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     const { url } = engine.canonical(req.url ?? '/');
     const key = engine.keyFor(req, url);
     const found = engine.peek(key, req.headers);
+    // A request with cookies never waits for a shared render, and gets a stored page only
+    // when that page's render never read cookies: the middleware decides the rest.
+    const personal = isPersonal(req);
+    if (personal && found?.entry?.readsCookies !== false) return false;
     if (found?.entry !== undefined) {
       const { state } = engine.freshnessNow(found.entry, found);
       if (state === 'fresh') {
@@ -178,6 +193,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       }
       if (state === 'stale') return false;
     }
+    if (personal) return false;
     // Not in memory: while a page is being rendered its variant key is its URL's key, unless
     // the store knows it varies, which only the middleware's lookup can tell.
     return cold.joinBeforeApp(req, res, found?.variantKey ?? key, () => passToApp(app, req, res));
@@ -205,6 +221,13 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     state: Freshness | undefined,
   ): void {
     const { entry, key, variantKey, vary } = found;
+    if (
+      isPersonal(req) &&
+      (entry?.readsCookies !== false || state === undefined || state.state === 'expired')
+    ) {
+      servePersonal(req, res, next, url, found, state);
+      return;
+    }
     if (entry !== undefined && state !== undefined) {
       // Pages another instance stored are learnt on read, for `mode: 'regenerate'`.
       if (!found.local && !engine.isLocalStore && !engine.index.has(variantKey)) {
@@ -231,21 +254,66 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     });
   }
 
+  /**
+   * Without `sessionCookies`, a request that carries cookies may be personal: the cache cannot
+   * tell a session from an analytics cookie. It is never given a page whose render read cookies
+   * (that render saw none, so it is a stranger's page to this visitor) and never waits for a
+   * shared render: its own request goes to the app as it came, and it keeps whatever the app
+   * answers, Set-Cookie included. A missing page is still rendered apart for the visitors
+   * without cookies (at most `MAX_CONCURRENT_REGENERATIONS` at once), and a stale one
+   * regenerated.
+   */
+  function servePersonal(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    url: string,
+    found: Lookup,
+    state: Freshness | undefined,
+  ): void {
+    const { entry, key, variantKey, vary } = found;
+    const reason = entry === undefined ? 'cookie' : 'cookie; the page reads cookies';
+    debug('bypass: %s %s (%s)', req.method, url, reason);
+    engine.observer.bypass(url, reason);
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason }, o.cacheStatus);
+    if (entry !== undefined && state?.state === 'stale') {
+      regenerator.trigger(key, variantKey, entry);
+    } else if (
+      (entry === undefined || state?.state === 'expired') &&
+      primes < MAX_CONCURRENT_REGENERATIONS &&
+      !cold.rendering(variantKey)
+    ) {
+      // The shared render is given a request of the cache's own, without the visitor's cookies.
+      const headers = sharedRequestHeaders(req, o.forwardHeaders, vary, o.host);
+      const stranger = syntheticExchange(url, headers);
+      primes += 1;
+      cold
+        .serve(stranger.req, stranger.res, () => {}, variantKey, { key, url, vary })
+        .catch((error) => engine.reporter.error(error, { phase: 'miss', key }))
+        .finally(() => {
+          primes -= 1;
+        });
+    }
+    next();
+  }
+
+  /** A request that carries cookies when no `sessionCookies` say which ones are personal. */
+  function isPersonal(req: IncomingMessage): boolean {
+    return o.sessionCookies === undefined && carriesCookies(req);
+  }
+
   /** RFC 9111 §4.4: a successful unsafe request invalidates the target URI's page. */
   function invalidateAfterSuccess(req: IsrRequest, res: IsrResponse): void {
+    const method = req.method ?? '';
+    if (!INVALIDATING_METHODS.has(method)) return;
     const { path } = engine.canonical(req.originalUrl ?? req.url ?? '/');
     res.once('finish', () => {
+      // RFC 9111 §4.4: only a non-error status (2xx, 3xx) invalidates.
       if (res.statusCode >= 400 || (req as unknown as Record<symbol, boolean>)[WEBHOOK_REQUEST])
         return;
-      debug('invalidate: %s after %s %d', path, req.method, res.statusCode);
-      revalidator
-        .revalidate({
-          paths: [path],
-          tags: [],
-          type: 'page',
-          mode: 'stale',
-          source: 'unsafe-method',
-        })
+      unsafe
+        .succeeded(path, method)
         .catch((error) => engine.reporter.error(error, { phase: 'store-write' }));
     });
   }

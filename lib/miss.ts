@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
@@ -6,11 +6,13 @@ import { checkRevalidate } from './checks';
 import { headerText, responseUncacheableReason, varyNames } from './eligibility';
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
+import { answerFailure } from './render-failures';
 import { notModified } from './replay';
 import { debug } from './report';
-import { responseConfig } from './response-config';
-import { sharedRequestHeaders, useSharedHeaders } from './shared-request';
+import { installResponseConfig, responseConfig } from './response-config';
+import { sharedRequestHeaders } from './shared-request';
 import { markState } from './state-header';
+import { syntheticExchange } from './synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 
 export interface MissResult {
@@ -18,8 +20,13 @@ export interface MissResult {
   entry: CacheEntry | undefined;
   /** Settles once the full entry (with variants) is in the store. */
   stored: Promise<void> | undefined;
-  /** The response as captured, when it was not stored (to tell a failed render from a personal one). */
+  /**
+   * The shared render's response when it failed (5xx, or cut off: `incomplete`), to tell a
+   * failed render from a personal one and answer its waiters (see render-failures.ts).
+   */
   response?: Captured;
+  /** Set when the page proved not cacheable (not a failure): why. */
+  uncacheable?: string;
 }
 
 export interface MissTarget {
@@ -31,12 +38,39 @@ export interface MissTarget {
   vary: string[];
 }
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1): never relayed from the shared render to a visitor. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
+
+/** Content codings the cache can turn back into the identity body it stores. */
+const DECODABLE = new Set(['', 'identity', 'gzip', 'x-gzip', 'deflate', 'br']);
+
 /**
- * Renders a missing page through the rest of the middleware chain, streaming it to this
- * client while a copy is kept. Resolves once the response finished: with the entry when it
- * proved cacheable (before its br/gzip variants are made, so that waiting requests are not
- * held up by compression) and the store still under way, or with no entry when it must not
- * be shared.
+ * Renders a missing page. The render whose result may be shared never runs on the visitor's
+ * own request: it is a request of the cache's own (`syntheticExchange`) carrying only the
+ * allowlisted headers (`sharedRequestHeaders`) and no body, so nothing a client sends can
+ * shape the stored page. Its response is then one of two things for the visitor:
+ *
+ * - shareable (the headers say it may be stored): relayed to the visitor while it streams,
+ *   exactly as it is stored — answered with a 304 when the visitor's validators match, and
+ *   encoded by any `compression()` mounted before `isr()` for the visitor's real
+ *   Accept-Encoding, since the visitor's request is never touched;
+ * - not shareable (personal, an error the app may answer differently, another content type…):
+ *   the visitor's own request goes on to the app, untouched — cookies, conditionals, `Range`,
+ *   `User-Agent` and body included — and gets what the app answers them. The shared render is
+ *   cut off. (An error page with nothing personal in it is relayed instead: rendering the
+ *   failure twice would only double the load on a failing app.)
+ *
+ * Resolves once the shared render is over: with the entry when it proved cacheable (before
+ * its br/gzip variants are made, so waiting requests are not held up by compression) and the
+ * store still under way, or with no entry when nothing may be shared.
  */
 export function renderMiss(
   engine: Engine,
@@ -46,44 +80,78 @@ export function renderMiss(
   target: MissTarget,
 ): Promise<MissResult> {
   const { options } = engine;
-  const generatedAt = engine.renderStart();
-  // The client's validators are answered here, against the page's final ETag; the render
-  // itself must not see them, or it could answer 304 with no body to store (TRAPS.md).
-  const clientHeaders = req.headers;
+  const app = engine.app;
+  if (app === undefined) {
+    engine.warn(
+      'ISR_NO_APP',
+      'isr() cannot render pages apart from the visitor without the app to dispatch through, so nothing is cached: pass it, e.g. isr({ app }) with Connect or node:http (Express is found by itself).',
+    );
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason: 'no app' }, options.cacheStatus);
+    next();
+    return Promise.resolve({ entry: undefined, stored: undefined });
+  }
   const requestHeaders = sharedRequestHeaders(
     req,
     options.forwardHeaders,
     target.vary,
     options.host,
   );
-  useSharedHeaders(req, requestHeaders);
-  // The render is given the canonical URL: what is stored under a key is what the app
-  // answers for exactly that key (no spelling of a URL can plant another page under it).
-  const mounted = req.originalUrl !== undefined && req.originalUrl !== req.url;
-  req.url = mounted ? engine.canonical(req.url ?? '/').url : target.url;
-  if (req.originalUrl !== undefined) req.originalUrl = target.url;
-  reparseQuery(req);
-  // HEAD is rendered as GET so the body can be kept; Node sends no body to a HEAD client.
-  if (req.method === 'HEAD') req.method = 'GET';
+  const generatedAt = engine.renderStart();
+  const shared = syntheticExchange(target.url, requestHeaders);
+  installResponseConfig(shared.res as IsrResponse);
 
-  const captured = captureResponse(res, {
+  /** What the visitor gets: still undecided, the shared render relayed, or their own render. */
+  let visitor: 'undecided' | 'relay' | 'own' | 'done' = 'undecided';
+  /** The relay answers a 304: the body is not sent. */
+  let bodiless = false;
+  /** The shared render was cut off on purpose: nothing to store, and no failure either. */
+  let cutOff: string | undefined;
+
+  /** The visitor's own request goes on to the app; with `error`, to its error handling. */
+  const ownRender = (reason: string, error?: unknown) => {
+    if (visitor !== 'undecided') return;
+    visitor = 'own';
+    debug('miss: %s rendered for this visitor (%s)', target.url, reason);
+    installResponseConfig(res);
+    markState(res, 'BYPASS', { reason }, options.cacheStatus);
+    if (error === undefined) next();
+    else next(error);
+  };
+
+  const captured = captureResponse(shared.res, {
     maxBodySize: options.maxBodySize,
     abandonAfterMs: options.regenerateTimeout,
     beforeHeaders(wholeBody) {
-      const { revalidate, tags } = responseConfig(res, options.revalidate);
-      const reason = responseUncacheableReason(
-        res.statusCode,
-        res.getHeaders(),
-        revalidate,
-        options,
-      );
+      // Past the deadline the visitor was already answered (and the render is being cut off).
+      if (visitor !== 'undecided' || res.headersSent) return;
+      const status = shared.res.statusCode;
+      const headers = shared.res.getHeaders();
+      const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
+      const reason =
+        responseUncacheableReason(status, headers, revalidate, options) ?? codingProblem(headers);
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
-        markState(res, 'BYPASS', { reason }, options.cacheStatus);
-        return undefined;
+        if (status >= 500 && sharedError(headers)) {
+          relayHead(res, status, headers);
+          markState(res, 'BYPASS', { reason }, options.cacheStatus);
+          visitor = 'relay';
+          return;
+        }
+        ownRender(reason);
+        // The visitor gets their own render: the shared one is of no use any more (a file
+        // streamed to nobody, a query run for nothing), so it is cut off.
+        cutOff = reason;
+        setImmediate(() => shared.res.destroy());
+        return;
       }
       engine.observer.miss(target.key);
-      markState(res, 'MISS', { stored: true }, options.cacheStatus);
+      relayHead(res, status, headers);
+      // RFC 9211 `stored` only when it is known now: the whole body is here, within
+      // `maxBodySize`, in identity coding (a streamed or encoded body may still fail to store).
+      const coding = headerText(headers['content-encoding']).trim().toLowerCase();
+      const stored = wholeBody !== undefined && (coding === '' || coding === 'identity');
+      markState(res, 'MISS', { stored }, options.cacheStatus);
       if (options.cdnTags !== false) {
         setCdnTagHeader(res, tags, options.cdnTags, target.url, engine);
       }
@@ -93,42 +161,117 @@ export function renderMiss(
         revalidate,
         age: 0,
         state: 'MISS',
-        appCacheControl: headerText(res.getHeader('cache-control')) || undefined,
+        appCacheControl: headerText(headers['cache-control']) || undefined,
       });
       if (control !== undefined) res.setHeader('cache-control', control);
-      const etag = headerText(res.getHeader('etag'));
-      const lastModified = Date.parse(headerText(res.getHeader('last-modified')));
-      if (
-        wholeBody !== undefined &&
-        etag !== '' &&
-        notModified(
-          { headers: clientHeaders } as IncomingMessage,
-          etag,
-          Number.isNaN(lastModified) ? undefined : lastModified,
-        )
-      ) {
-        res.statusCode = 304;
-        for (const name of ['content-type', 'content-length', 'transfer-encoding'])
-          res.removeHeader(name);
-        return 'not-modified';
-      }
-      return undefined;
+      visitor = 'relay';
+      bodiless = status === 200 && answeredNotModified(req, res);
+    },
+    onBody(chunk) {
+      if (visitor === 'relay' && !bodiless && !res.destroyed) res.write(chunk);
+    },
+    onEnd() {
+      if (visitor !== 'relay') return;
+      visitor = 'done';
+      if (!res.destroyed && !res.writableEnded) res.end();
     },
   });
-  next();
+
+  let failure: string | undefined;
+  try {
+    if (hasFinalHandler(app)) {
+      // Express and Connect answer what no route answered themselves (their final handler:
+      // a 404, or the error page of an error that got past the app's own handlers), so that
+      // answer is a response like any other: an error page relayed to the visitor and shown
+      // to the waiters, a 404 after which the visitor's own request meets the same 404.
+      (app as (req: IncomingMessage, res: ServerResponse) => void)(shared.req, shared.res);
+    } else {
+      app(shared.req, shared.res, (err?: unknown) => {
+        // A bare handler: the visitor's own request goes the same way, to the app's own 404,
+        // or — without being rendered again — to its error handling, with the same error.
+        if (err) failure = `error: ${err instanceof Error ? err.message : String(err)}`;
+        else cutOff = 'no route';
+        ownRender(failure ?? 'no route', err || undefined);
+        if (!shared.res.headersSent) shared.res.statusCode = 500;
+        shared.res.end();
+      });
+    }
+  } catch (error) {
+    failure = `error: ${error instanceof Error ? error.message : String(error)}`;
+    ownRender(failure, error);
+    shared.res.destroy();
+  }
+
+  // The shared render hangs: the visitor is told to come back rather than wait for ever (RFC
+  // 9110 §15.6.5, as its waiters are, see cold-flight.ts). The render may still end well and
+  // be stored; one still running `regenerateTimeout` later is cut off (an Express 4 route
+  // whose promise rejected never ends its response), so that the page is tried again.
+  const deadline = setTimeout(() => {
+    if (visitor === 'undecided') {
+      visitor = 'done';
+      const failed = { kind: 'timed-out', attempt: 1, retryAt: options.now() + 1000 } as const;
+      const now = options.now();
+      answerFailure(req, res, { ...failed, answer: undefined }, now, options.cacheStatus, false);
+    }
+    const cutOffLater = setTimeout(() => {
+      failure = `the render took longer than ${2 * options.regenerateTimeout} ms`;
+      if (visitor === 'relay') {
+        visitor = 'done';
+        res.destroy();
+      }
+      shared.res.destroy();
+    }, options.regenerateTimeout);
+    cutOffLater.unref();
+    captured.then(() => clearTimeout(cutOffLater));
+  }, options.regenerateTimeout);
+  deadline.unref();
 
   return captured.then(async (result) => {
-    const { revalidate, tags } = responseConfig(res, options.revalidate);
+    clearTimeout(deadline);
+    if (visitor === 'relay' && result.incomplete === 'aborted') res.destroy(); // cut off: so is the copy
+    if (visitor === 'undecided') ownRender(result.incomplete ?? 'no answer'); // destroyed before any byte
+    const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
+    if (
+      failure !== undefined ||
+      result.status >= 500 ||
+      (cutOff === undefined && result.incomplete === 'aborted')
+    ) {
+      const reason = failure ?? (result.status >= 500 ? `status ${result.status}` : 'aborted');
+      debug('miss: %s not stored (%s)', target.url, reason);
+      // An error that got past the app's handlers, or a render past its deadline, left no page
+      // of the app's to show the waiters: `incomplete` says so.
+      const response: Captured =
+        failure === undefined ? result : { ...result, incomplete: 'aborted' };
+      return { entry: undefined, stored: undefined, response };
+    }
+    if (cutOff) return { entry: undefined, stored: undefined, uncacheable: cutOff };
     const reason =
       result.incomplete ??
-      responseUncacheableReason(result.status, result.headers, revalidate, options);
+      responseUncacheableReason(result.status, result.headers, revalidate, options) ??
+      codingProblem(result.headers);
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      return { entry: undefined, stored: undefined, response: result };
+      return { entry: undefined, stored: undefined, uncacheable: reason };
     }
     checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
-    const context = { url: target.url, requestHeaders, generatedAt, revalidate, tags };
-    const entry = await buildEntry(result, { ...context, compressThreshold: false });
+    const readsCookies = shared.cookiesRead();
+    if (readsCookies) engine.noteCookiesRead(target.url);
+    const context = {
+      url: target.url,
+      requestHeaders,
+      generatedAt,
+      revalidate,
+      tags,
+      readsCookies,
+    };
+    let entry: CacheEntry;
+    try {
+      entry = await buildEntry(result, { ...context, compressThreshold: false });
+    } catch (error) {
+      // A body that does not decode (a corrupt gzip): the visitor got it as the app sent it.
+      debug('miss: %s not stored (%s)', target.url, (error as Error).message);
+      return { entry: undefined, stored: undefined };
+    }
     const vary = varyNames(result.headers);
     // The br/gzip variants are made on the loop's next turn, once the requests that waited
     // for this render have been answered: zlib's thread pool would compete with them for CPU.
@@ -142,18 +285,59 @@ export function renderMiss(
 }
 
 /**
- * Express 4 parses `req.query` once, before any middleware runs, into an own property; after
- * the URL was made canonical it must be parsed again with the app's own parser, or the render
- * would still see the ignored parameters. (Express 5's `req.query` is a getter over `req.url`.)
+ * The shared render's status and headers on the visitor's response. A header that middleware
+ * mounted before `isr()` already set (a request id, CORS) is this request's own and stays, as
+ * on a replay; the headers that describe the body are always the render's.
  */
-function reparseQuery(req: IsrRequest): void {
-  const own = Object.getOwnPropertyDescriptor(req, 'query');
-  const app = req.app as { get?: (name: string) => unknown } | undefined;
-  const parse = typeof app?.get === 'function' ? app.get('query parser fn') : undefined;
-  if (own === undefined || !own.writable || typeof parse !== 'function') return;
-  const url = req.url ?? '';
-  const mark = url.indexOf('?');
-  (req as { query?: unknown }).query = parse(mark === -1 ? '' : url.slice(mark + 1));
+function relayHead(res: IsrResponse, status: number, headers: OutgoingHttpHeaders): void {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || name === 'set-cookie') continue;
+    if (res.hasHeader(name) && !DESCRIBES_BODY.has(name)) continue;
+    res.setHeader(name, value);
+  }
+}
+
+const DESCRIBES_BODY = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-location',
+  'content-range',
+  'etag',
+  'last-modified',
+  'vary',
+  'cache-control',
+]);
+
+/** RFC 9110 §13.1.1–2: the visitor's own validators against the page's, answered with a 304. */
+function answeredNotModified(req: IncomingMessage, res: IsrResponse): boolean {
+  const etag = headerText(res.getHeader('etag'));
+  const lastModified = Date.parse(headerText(res.getHeader('last-modified')));
+  if (etag === '' && Number.isNaN(lastModified)) return false;
+  if (!notModified(req, etag, Number.isNaN(lastModified) ? undefined : lastModified)) return false;
+  res.statusCode = 304;
+  for (const name of ['content-type', 'content-length', 'content-encoding']) res.removeHeader(name);
+  return true;
+}
+
+/** An error page that carries nothing personal may be relayed to whoever asked for the page. */
+function sharedError(headers: OutgoingHttpHeaders): boolean {
+  if (headers['set-cookie'] !== undefined) return false;
+  const control = headerText(headers['cache-control']).toLowerCase();
+  return !/(^|,)\s*(private|no-store)\b/.test(control);
+}
+
+/** A content coding the cache cannot turn back into the identity body (RFC 9110 §8.4). */
+function codingProblem(headers: OutgoingHttpHeaders): string | undefined {
+  const coding = headerText(headers['content-encoding']).trim().toLowerCase();
+  return DECODABLE.has(coding) ? undefined : `content-encoding ${coding}`;
+}
+
+/** An Express or Connect app, which has a final handler of its own when given no `next`. */
+function hasFinalHandler(app: unknown): boolean {
+  return typeof (app as { handle?: unknown }).handle === 'function';
 }
 
 /** Whether a cached variant may answer this request: every header it varies on matches. */

@@ -82,6 +82,16 @@ export interface IsrOptions {
   /** Return `true` to let a request skip the cache (`BYPASS`), e.g. logged-in users. */
   bypass?: (req: IncomingMessage) => boolean;
   /**
+   * The cookies that make a request personal, e.g. `['connect.sid']` for express-session (a
+   * trailing `*` matches any suffix). A request carrying one is never answered from the cache
+   * nor rendered for it (`BYPASS`); every other cookie is ignored, so visitors with only
+   * analytics or consent cookies get `HIT`s. Unset, a request carrying any cookie gets a stored
+   * page only when that page's render never read the Cookie header, and its own render
+   * otherwise (README, "Sessions and logged-in users").
+   * @default undefined
+   */
+  sessionCookies?: string[];
+  /**
    * Milliseconds a background regeneration may take before it counts as failed (the old page
    * stays). Also how long requests for a cold page wait for the render already running.
    * @default 30000
@@ -158,6 +168,7 @@ const OPTION_NAMES = [
   'forwardHeaders',
   'host',
   'bypass',
+  'sessionCookies',
   'regenerateTimeout',
   'storeTimeout',
   'maxBodySize',
@@ -196,6 +207,7 @@ export interface ResolvedOptions {
   forwardHeaders: string[];
   host: string | undefined;
   bypass: ((req: IncomingMessage) => boolean) | undefined;
+  sessionCookies: string[] | undefined;
   regenerateTimeout: number;
   storeTimeout: number;
   maxBodySize: number;
@@ -292,6 +304,14 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     fail('host', 'a host name with an optional port, like "www.example.com"', o.host);
   }
   optionalFunction('bypass', o.bypass);
+  if (o.sessionCookies !== undefined) {
+    stringList('sessionCookies', o.sessionCookies);
+    for (const name of o.sessionCookies) {
+      // RFC 6265 §4.1.1: a cookie name is a token (no separators, spaces or controls).
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
+        fail('sessionCookies', 'cookie names like "connect.sid" (a trailing * for a prefix)', name);
+    }
+  }
   positive('regenerateTimeout', o.regenerateTimeout);
   positive('storeTimeout', o.storeTimeout);
   positive('maxBodySize', o.maxBodySize);
@@ -336,6 +356,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     forwardHeaders: o.forwardHeaders.map((h) => h.toLowerCase()),
     host: o.host,
     bypass: o.bypass,
+    sessionCookies: o.sessionCookies && [...o.sessionCookies],
     regenerateTimeout: o.regenerateTimeout,
     storeTimeout: o.storeTimeout,
     maxBodySize: o.maxBodySize,

@@ -151,6 +151,8 @@ export function answerFailure(
   failure: RenderFailure,
   now: number,
   cacheStatus: boolean,
+  /** Answered from another request's render (RFC 9211 `collapsed`), not its own. */
+  collapsed = true,
 ): void {
   if (res.headersSent) {
     res.end();
@@ -178,7 +180,11 @@ export function answerFailure(
   res.setHeader('retry-after', retryAfter);
   // Not cached: the page is a MISS; the answer is the one its failed render gave (collapsed).
   res.setHeader('x-isr-cache', 'MISS');
-  if (cacheStatus) res.setHeader('cache-status', `express-isr; fwd=uri-miss; ${detail}; collapsed`);
+  if (cacheStatus)
+    res.setHeader(
+      'cache-status',
+      `express-isr; fwd=uri-miss; ${detail}${collapsed ? '; collapsed' : ''}`,
+    );
   res.setHeader('content-length', String(body.length));
   res.writeHead(status);
   if (req.method === 'HEAD') res.end();

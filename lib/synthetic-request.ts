@@ -59,7 +59,7 @@ class NullSocket extends Duplex {
 export function syntheticExchange(
   url: string,
   headers: Record<string, string>,
-): { req: IncomingMessage; res: ServerResponse } {
+): { req: IncomingMessage; res: ServerResponse; cookiesRead: () => boolean } {
   const socket = new NullSocket() as unknown as Socket;
   const req = new IncomingMessage(socket);
   req.method = 'GET';
@@ -67,12 +67,59 @@ export function syntheticExchange(
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
   req.httpVersion = '1.1';
-  req.headers = { ...headers };
-  req.rawHeaders = Object.entries(headers).flat();
+  const watched = watchCookieReads({ ...headers }, Object.entries(headers).flat());
+  req.headers = watched.headers;
+  Object.defineProperty(req, 'rawHeaders', {
+    configurable: true,
+    enumerable: true,
+    get: watched.rawHeaders,
+  });
   req.complete = true;
   req.push(null); // a GET has no body
   (req as unknown as Record<symbol, unknown>)[REGENERATION] = true;
   const res = new ServerResponse(req);
   res.assignSocket(socket);
-  return { req, res };
+  return { req, res, cookiesRead: watched.read };
+}
+
+/**
+ * The stored render never carries a Cookie, but whether it *looked* for one tells whether the
+ * page may depend on cookies: a page whose render never read the Cookie header is the same for
+ * every visitor, cookies or not, while one that did (the route, `cookie-parser`,
+ * `express-session`…) is never replayed to a request that carries cookies (README, "Sessions
+ * and logged-in users"). Listing or copying all the headers (`Object.entries(req.headers)`,
+ * as framework adapters do to build a Fetch `Request`) counts as reading it: the copy could
+ * be read later, where it cannot be watched. So does reading `rawHeaders`.
+ */
+function watchCookieReads(
+  headers: Record<string, string>,
+  raw: string[],
+): { headers: Record<string, string>; rawHeaders: () => string[]; read: () => boolean } {
+  let read = false;
+  const proxy = new Proxy(headers, {
+    get(target, name, receiver) {
+      if (name === 'cookie') read = true;
+      return Reflect.get(target, name, receiver);
+    },
+    has(target, name) {
+      if (name === 'cookie') read = true;
+      return Reflect.has(target, name);
+    },
+    getOwnPropertyDescriptor(target, name) {
+      if (name === 'cookie') read = true;
+      return Reflect.getOwnPropertyDescriptor(target, name);
+    },
+    ownKeys(target) {
+      read = true;
+      return Reflect.ownKeys(target);
+    },
+  });
+  return {
+    headers: proxy,
+    rawHeaders: () => {
+      read = true;
+      return raw;
+    },
+    read: () => read,
+  };
 }

@@ -56,6 +56,12 @@ export interface CacheEntry {
   url: string;
   /** The request headers the render saw: regeneration replays exactly these. */
   requestHeaders: Record<string, string>;
+  /**
+   * Whether the render looked for the Cookie header (it never carries one). Such a page is
+   * never replayed to a request that carries cookies, unless `sessionCookies` names the
+   * personal ones. Absent (entries stored by an older version) counts as true.
+   */
+  readsCookies?: boolean;
 }
 
 /**
