@@ -6,6 +6,9 @@
  * replayed to a request that carries one; anonymous visitors (and, with `sessionCookies`,
  * visitors with only analytics cookies) still get HITs.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { format } from 'node:util';
 import cookieParser from 'cookie-parser';
 import createDebug from 'debug';
@@ -271,4 +274,34 @@ test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCook
     .filter((line) => String(line).includes('ISR_COOKIES_READ'));
   expect(warned).toHaveLength(1);
   expect(String(warned[0])).toMatch(/sessionCookies: \['connect\.sid'\]/);
+});
+
+test("the README's express-session example works as written: a session cookie gets its own render, guests and analytics cookies get HITs", async () => {
+  const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('#### Sessions and logged-in users'));
+  const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  expect(code).toBeDefined();
+  // The example as a module: its imports resolved from this project, and its app exported
+  // instead of listening on port 3000.
+  const source = (code as string)
+    .replace("from 'express-isr'", `from ${JSON.stringify(path.join(__dirname, '..', 'lib'))}`)
+    .replace(
+      /from '([^'.][^']*)'/g,
+      (_m, name: string) => `from ${JSON.stringify(require.resolve(name))}`,
+    )
+    .replace('app.listen(3000);', 'export { app, cache };');
+  expect(source).toContain('export { app, cache }');
+  const dir = mkdtempSync(path.join(tmpdir(), 'isr-readme-'));
+  const file = path.join(dir, 'sessions-example.ts');
+  writeFileSync(file, source);
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const { app, cache } = require(file) as { app: Express; cache: ReturnType<typeof isr> };
+  cleanups.push(() => cache.close());
+  const login = await request(app).get('/').set('Cookie', 'connect.sid=s%3Anobody.forged');
+  expect(login.headers['x-isr-cache']).toBe('BYPASS');
+  expect((await request(app).get('/')).headers['x-isr-cache']).toBe('MISS');
+  await cache.idle();
+  const guest = await request(app).get('/').set('Cookie', '_ga=GA1.2.3');
+  expect(guest.headers['x-isr-cache']).toBe('HIT');
+  expect(guest.text).toBe('<p>Hello, guest</p>');
 });
