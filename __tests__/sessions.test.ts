@@ -6,7 +6,10 @@
  * replayed to a request that carries one; anonymous visitors (and, with `sessionCookies`,
  * visitors with only analytics cookies) still get HITs.
  */
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { format } from 'node:util';
@@ -304,4 +307,41 @@ test("the README's express-session example works as written: a session cookie ge
   const guest = await request(app).get('/').set('Cookie', '_ga=GA1.2.3');
   expect(guest.headers['x-isr-cache']).toBe('HIT');
   expect(guest.text).toBe('<p>Hello, guest</p>');
+});
+
+describe.each(expressVersions)('cookies behind cache.handler(app) (%s)', (_name, createApp) => {
+  test('the fast path never answers a request with cookies from a page whose render read them', async () => {
+    const cache = isr();
+    cleanups.push(() => cache.close());
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/hello', (req, res) => {
+      res.send(`<p>Hello, ${/user=(\w+)/.exec(req.headers.cookie ?? '')?.[1] ?? 'guest'}</p>`);
+    });
+    app.get('/about', (_req, res) => {
+      res.send('<p>About us</p>');
+    });
+    const server = http.createServer(cache.handler(app));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    const get = async (path: string, cookie?: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+        headers: cookie === undefined ? {} : { cookie },
+      });
+      return `${res.headers.get('x-isr-cache')} ${await res.text()}`;
+    };
+    expect(await get('/hello')).toBe('MISS <p>Hello, guest</p>');
+    expect(await get('/about')).toBe('MISS <p>About us</p>');
+    await cache.idle();
+    expect(await get('/hello')).toBe('HIT <p>Hello, guest</p>');
+    expect(await get('/hello', 'user=dana')).toBe('BYPASS <p>Hello, dana</p>');
+    expect(await get('/about', 'user=dana')).toBe('HIT <p>About us</p>');
+  });
 });

@@ -335,9 +335,13 @@ function codingProblem(headers: OutgoingHttpHeaders): string | undefined {
   return DECODABLE.has(coding) ? undefined : `content-encoding ${coding}`;
 }
 
-/** An Express or Connect app, which has a final handler of its own when given no `next`. */
+/**
+ * An Express or Connect app (not a bare handler, nor an Express Router, which needs a `next`):
+ * it has a final handler of its own when given none.
+ */
 function hasFinalHandler(app: unknown): boolean {
-  return typeof (app as { handle?: unknown }).handle === 'function';
+  const candidate = app as { handle?: unknown; listen?: unknown };
+  return typeof candidate.handle === 'function' && typeof candidate.listen === 'function';
 }
 
 /** Whether a cached variant may answer this request: every header it varies on matches. */
