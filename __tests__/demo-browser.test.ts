@@ -1,5 +1,5 @@
-// The demo in a real browser: headless Debian Chromium (/usr/bin/chromium, apt package
-// `chromium`; .ci/run installs it) driven by playwright-core. A visitor opens a post and the
+// The demo in a real browser: a headless Chromium (CHROME_PATH, else the usual places; see
+// helpers/chromium.ts — .ci/run installs Debian's) driven by playwright-core. A visitor opens a post and the
 // footer shows when it was generated and the cache state of that response (MISS, then HIT on
 // reload); an editor changes the post's body in /admin; a second later the post shows the new
 // text, from the cache, with a new generation time in the footer. Screenshots go to
@@ -7,9 +7,9 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { chromiumPath } from './helpers/chromium';
 import { type DemoProcess, sleep, startDemoProcess } from './helpers/demo-process';
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = path.join(__dirname, '..', 'test-output', 'demo-browser');
 jest.setTimeout(40_000);
 
@@ -23,18 +23,22 @@ beforeAll(async () => {
   // Jest waiting for it forever).
   const [started, launched] = await Promise.allSettled([
     startDemoProcess({ REVALIDATE: '60' }),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    }),
+    // A missing browser fails this suite with what to install (the promise, not a throw, so
+    // that the demo started beside it is still stopped).
+    Promise.resolve().then(() =>
+      chromium.launch({
+        executablePath: chromiumPath(),
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+        ],
+      }),
+    ),
   ]);
   if (started.status === 'fulfilled') demo = started.value;
   if (launched.status === 'fulfilled') browser = launched.value;
