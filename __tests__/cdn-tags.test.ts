@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { cdnTag, MAX_CDN_TAG_HEADER_BYTES } from '../lib/cdn-tags';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
@@ -37,10 +38,7 @@ function freshLib(): Lib {
 const SECRET = 'a-webhook-secret-long-enough-0123456789';
 
 /** Closed after every test, even a failing one. */
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 interface PageSpec {
   tags?: string[];

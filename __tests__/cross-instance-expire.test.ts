@@ -10,14 +10,12 @@ import KeyvRedis from '@keyv/redis';
 import express from 'express';
 import Keyv from 'keyv';
 import { isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { deferred } from './helpers/deferred';
 import { REDIS_URL, uniqueNamespace } from './helpers/redis';
 import { serve, within } from './helpers/serve';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 /** The same Keyv, whose first write of `key` waits for `release()`: a store still under way. */
 function heldWriter(keyv: Keyv, key: string) {

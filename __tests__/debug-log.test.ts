@@ -4,40 +4,16 @@
  * decision is one line with its key and reason, so that a page's life reads as a story:
  * miss → store → hit → stale (why) → regenerate started → regenerate done.
  */
-import { format } from 'node:util';
-import createDebug from 'debug';
 import express, { type Request, type Response } from 'express';
 import request from 'supertest';
 import { isr } from '../lib';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
+import { recordDebugLines } from './helpers/debug-lines';
 import { freePort } from './helpers/instances';
 
 /** Lines `debug('express-isr')` writes while a test runs, without the date and namespace. */
-const debugLines: string[] = [];
-let originalLog: typeof createDebug.log;
-let previousNamespaces = '';
-
-beforeEach(() => {
-  debugLines.length = 0;
-  originalLog = createDebug.log;
-  previousNamespaces = createDebug.disable();
-  createDebug.enable(previousNamespaces ? `${previousNamespaces},express-isr` : 'express-isr');
-  createDebug.log = (...args: unknown[]) => {
-    const line = format(...args)
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colours, when on a TTY
-      .replace(/\u001b\[[0-9;]*m/g, '')
-      .trim();
-    const mark = line.indexOf('express-isr ');
-    debugLines.push(mark === -1 ? line : line.slice(mark + 'express-isr '.length));
-  };
-});
-
-afterEach(() => {
-  createDebug.log = originalLog;
-  createDebug.disable();
-  if (previousNamespaces) createDebug.enable(previousNamespaces);
-});
+const debugLines = recordDebugLines();
 
 /** The lines, in order, that match each pattern in turn (fails naming the first one missing). */
 function expectStory(lines: string[], patterns: RegExp[]): void {

@@ -5,36 +5,17 @@
  * `statuses` / `contentTypes` / `bypass` options, `res.isr({ revalidate: 0 })` — and every
  * decision logged with its reason through `debug('express-isr')`.
  */
-import { format } from 'node:util';
-import createDebug from 'debug';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../lib';
 import { fakeClock } from './helpers/clock';
+import { recordDebugLines } from './helpers/debug-lines';
 import { expressVersions } from './helpers/express';
 
 type Handler = (req: Request, res: Response) => void;
 
 /** Lines `debug('express-isr')` writes while a test runs. */
-const debugLines: string[] = [];
-let originalLog: typeof createDebug.log;
-let previousNamespaces = '';
-
-beforeEach(() => {
-  debugLines.length = 0;
-  originalLog = createDebug.log;
-  previousNamespaces = createDebug.disable();
-  createDebug.enable(previousNamespaces ? `${previousNamespaces},express-isr` : 'express-isr');
-  createDebug.log = (...args: unknown[]) => {
-    debugLines.push(format(...args));
-  };
-});
-
-afterEach(() => {
-  createDebug.log = originalLog;
-  createDebug.disable();
-  if (previousNamespaces) createDebug.enable(previousNamespaces);
-});
+const debugLines = recordDebugLines();
 
 /** The debug lines that mention `path` and `reason`. */
 function logged(path: string, reason: string | RegExp): string[] {

@@ -10,6 +10,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import { isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
@@ -27,10 +28,7 @@ interface Answer {
 
 type Route = 'throw' | '500' | 'hang';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, createApp) => {
   async function setup(route: Route, fastPath: boolean) {

@@ -10,6 +10,7 @@ import express, { type Request, type Response } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr, revalidateRouter } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
@@ -21,10 +22,7 @@ const SECRET = 'a-webhook-secret-long-enough-1234';
 const BIG_PAGE = `<!doctype html><h1>A</h1>${'<p>Lorem ipsum dolor sit amet.</p>\n'.repeat(60)}`;
 
 /** Closed after every test, even a failing one, in reverse order of opening. */
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 /**
  * `/blog/a` (big, tags posts + post-a; its regenerations fail while `failing` is set),

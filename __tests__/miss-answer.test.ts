@@ -11,13 +11,11 @@ import compression from 'compression';
 import express, { type Express } from 'express';
 import request from 'supertest';
 import { isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { expressVersions } from './helpers/express';
 import { rawRequest } from './helpers/raw-http';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 function cacheFor(options: Parameters<typeof isr>[0] = {}) {
   const cache = isr(options);

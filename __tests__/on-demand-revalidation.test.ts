@@ -11,6 +11,7 @@ import type { Express } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
@@ -25,10 +26,7 @@ interface PageSpec {
 }
 
 /** Closed after every test, even a failing one, in reverse order of opening. */
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 /** A fresh Redis-backed Keyv in its own namespace, cleared and disconnected after the test. */
 function redisKeyv(): Keyv {

@@ -7,6 +7,7 @@
  */
 import express from 'express';
 import { isr, revalidateRouter } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { serve } from './helpers/wire';
@@ -14,10 +15,7 @@ import { serve } from './helpers/wire';
 const SECRET = 'Spellings-Webhook-Secret-0123456789';
 const ENDPOINT = '/api/revalidate';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function site() {
   const recorder = errorRecorder();

@@ -4,39 +4,20 @@
  * parameters named like credentials are `***` in `DEBUG=express-isr` lines, in event
  * payloads and in `onError` contexts.
  */
-import { format } from 'node:util';
-import createDebug from 'debug';
 import express from 'express';
 import { isr, revalidateRouter } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
+import { recordDebugLines } from './helpers/debug-lines';
 import { serve } from './helpers/wire';
 
 /** Has "+", "/" and "=", so its percent-encoded form differs from it. */
 const SECRET = 'Redact+Me/Webhook=Secret-0123456789';
 const ENDPOINT = '/api/revalidate';
 
-const debugLines: string[] = [];
-let originalLog: typeof createDebug.log;
-let previousNamespaces = '';
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeEach(() => {
-  debugLines.length = 0;
-  originalLog = createDebug.log;
-  previousNamespaces = createDebug.disable();
-  createDebug.enable(previousNamespaces ? `${previousNamespaces},express-isr` : 'express-isr');
-  createDebug.log = (...args: unknown[]) => {
-    debugLines.push(format(...args));
-  };
-});
-
-afterEach(async () => {
-  createDebug.log = originalLog;
-  createDebug.disable();
-  if (previousNamespaces) createDebug.enable(previousNamespaces);
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const debugLines = recordDebugLines();
+const cleanups = cleanupsAfterEach();
 
 async function site() {
   const recorder = errorRecorder();

@@ -12,6 +12,7 @@ import express from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isr, revalidateRouter } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';
@@ -33,10 +34,7 @@ afterAll(async () => {
 });
 
 /** Closed after every test, even a failing one, in reverse order of opening. */
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -12,14 +12,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { format } from 'node:util';
 import cookieParser from 'cookie-parser';
-import createDebug from 'debug';
 import type { Express, Request, Response } from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
+import { recordDebugLines } from './helpers/debug-lines';
 import { expressVersions } from './helpers/express';
 
 declare module 'express-session' {
@@ -28,10 +28,7 @@ declare module 'express-session' {
   }
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 /** The `connect.sid` value a response sets, if any. */
 function sidSet(res: request.Response): string | undefined {
@@ -225,26 +222,16 @@ describe.each(expressVersions)('sessions (%s)', (_name, createApp) => {
     expect(() => isr({ sessionCookies: ['a b'] })).toThrow(/sessionCookies must be cookie names/);
   });
 
-  test('DEBUG=express-isr says when cookies are why a request was not served from the cache', async () => {
-    const lines: string[] = [];
-    const originalLog = createDebug.log;
-    const previous = createDebug.disable();
-    createDebug.enable('express-isr');
-    createDebug.log = (...args: unknown[]) => {
-      lines.push(format(...args));
-    };
-    try {
+  describe('DEBUG=express-isr', () => {
+    const lines = recordDebugLines();
+    test('says when cookies are why a request was not served from the cache', async () => {
       const { app, cache } = site();
       await request(app).get('/account');
       await cache.idle();
       await request(app).get('/account').set('Cookie', 'connect.sid=whatever');
       expect(lines.join('\n')).toMatch(/read the Cookie header/);
       expect(lines.join('\n')).toMatch(/bypass: GET \/account \(cookie; the page reads cookies\)/);
-    } finally {
-      createDebug.log = originalLog;
-      createDebug.disable();
-      if (previous) createDebug.enable(previous);
-    }
+    });
   });
 });
 

@@ -8,14 +8,12 @@ import type { Express, Request, Response } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { expressVersions } from './helpers/express';
 import { within } from './helpers/serve';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 function revalidations(cache: IsrMiddleware): string[] {
   const seen: string[] = [];

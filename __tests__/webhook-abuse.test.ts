@@ -13,6 +13,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Express } from 'express';
 import { isr, revalidateRouter } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
@@ -386,10 +387,7 @@ function generateCases(seed: number, count: number): Case[] {
 // The site
 // ---------------------------------------------------------------------------------------------
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function start(createApp: ExpressFactory) {
   const recorder = errorRecorder();

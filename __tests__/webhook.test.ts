@@ -12,6 +12,7 @@ import express5, { type Express, type RequestHandler } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, revalidateRouter } from '../lib';
 import type { RevalidateRouterOptions } from '../lib/router';
+import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
@@ -40,10 +41,7 @@ function jsonParser(version: string): RequestHandler {
   return (version === 'express 5' ? express5.json() : express4.json()) as RequestHandler;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 interface SetupOptions {
   json?: boolean;
