@@ -262,11 +262,12 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       };
     }
 
-    test('is passed through to the client uncached and marked BYPASS; the next request after its backoff renders again', async () => {
+    test('is passed on to the client uncached (MISS, not stored); the next request after its backoff renders again', async () => {
       const { app, cache, clock, renders, heal } = failingMiss();
       const first = await request(app).get('/broken');
       expect(first.status).toBe(500);
-      expect(first.headers['x-isr-cache']).toBe('BYPASS');
+      expect(first.headers['x-isr-cache']).toBe('MISS'); // passed on, not stored
+      expect(first.headers['cache-status']).not.toMatch(/stored/);
       expect(first.text).toBe('<h1>error 1</h1>');
       await cache.idle();
 
@@ -281,7 +282,7 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       clock.advance(1000);
       const second = await request(app).get('/broken');
       expect(second.status).toBe(500);
-      expect(second.headers['x-isr-cache']).toBe('BYPASS');
+      expect(second.headers['x-isr-cache']).toBe('MISS');
       expect(second.text).toBe('<h1>error 2</h1>');
       expect(renders()).toBe(2);
       await cache.idle();
@@ -303,7 +304,8 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       const { app, cache, clock, renders } = failingMiss();
       const first = await request(app).get('/throws');
       expect(first.status).toBe(500);
-      expect(first.headers['x-isr-cache']).toBe('BYPASS');
+      expect(first.headers['x-isr-cache']).toBe('MISS'); // Express's error page, passed on
+      expect(first.headers['cache-status']).not.toMatch(/stored/);
       await cache.idle();
       clock.advance(1000); // past the failed render's backoff
       const second = await request(app).get('/throws');

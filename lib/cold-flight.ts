@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Engine, LEASE_TTL_MS } from './engine';
+import { type Engine, LEASE_TTL_MS, variantKeyOf } from './engine';
 import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
@@ -65,7 +65,10 @@ export class ColdFlights {
   /** Cold pages whose last render failed, backing off. */
   private readonly failures: RenderFailures;
   /** Pages found not cacheable, passed straight to the app until `until` (see `rememberPass`). */
-  private readonly passes = new Map<string, { until: number; reason: string }>();
+  private readonly passes = new Map<
+    string,
+    { until: number; reason: string; vary: string[]; variant: string }
+  >();
 
   constructor(private readonly engine: Engine) {
     this.failures = new RenderFailures(engine.options.now, engine.options.regenerateTimeout);
@@ -93,11 +96,12 @@ export class ColdFlights {
     if (this.answerFromFailure(req, res, variantKey)) return;
     const pass = this.passes.get(variantKey);
     if (pass !== undefined) {
-      if (this.engine.options.now() < pass.until) {
+      if (this.engine.options.now() >= pass.until) {
+        this.passes.delete(variantKey);
+      } else if (variantKeyOf('', pass.vary, req.headers) === pass.variant) {
         this.passOn(res, next, variantKey, pass.reason);
         return;
       }
-      this.passes.delete(variantKey);
     }
     const running = this.renderingNow(variantKey);
     if (running !== undefined) {
@@ -162,6 +166,15 @@ export class ColdFlights {
           variantKey,
           response?.status,
           failure.retryAt,
+        );
+        // Once per failure, not per request: the backoff holds the others.
+        this.engine.reporter.error(
+          new Error(
+            response?.incomplete === undefined
+              ? `the render of ${target.url} answered ${response?.status}`
+              : `the render of ${target.url} did not complete`,
+          ),
+          { phase: 'miss', key: variantKey, attempt: failure.attempt, retryAt: failure.retryAt },
         );
         return { failure };
       }
@@ -284,12 +297,24 @@ export class ColdFlights {
    * hit-for-pass): its visitors go straight to the app, so an uncacheable URL costs its
    * visitors' own renders, plus one shared render per window.
    */
-  private rememberPass(variantKey: string, reason: string): void {
+  private rememberPass(
+    variantKey: string,
+    uncacheable: { reason: string; vary: string[] },
+    headers: IncomingMessage['headers'],
+  ): void {
     const { revalidate, now } = this.engine.options;
     const window =
       revalidate === false ? PASS_WINDOW_MS : Math.min(PASS_WINDOW_MS, revalidate * 1000);
     this.passes.delete(variantKey);
-    this.passes.set(variantKey, { until: now() + window, reason });
+    // Only for the variant that proved it: one `Accept: application/json` must not make the
+    // HTML of a `Vary: Accept` page go straight to the app for everyone.
+    const { reason, vary } = uncacheable;
+    this.passes.set(variantKey, {
+      until: now() + window,
+      reason,
+      vary,
+      variant: variantKeyOf('', vary, headers),
+    });
     if (this.passes.size > MAX_PASSES)
       this.passes.delete(this.passes.keys().next().value as string);
   }
@@ -399,7 +424,7 @@ export class ColdFlights {
       next,
       target,
     );
-    if (uncacheable !== undefined) this.rememberPass(variantKey, uncacheable);
+    if (uncacheable !== undefined) this.rememberPass(variantKey, uncacheable, req.headers);
     if (stored === undefined) {
       done();
     } else {

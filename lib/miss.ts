@@ -25,8 +25,8 @@ export interface MissResult {
    * failed render from a personal one and answer its waiters (see render-failures.ts).
    */
   response?: Captured;
-  /** Set when the page proved not cacheable (not a failure): why. */
-  uncacheable?: string;
+  /** Set when the page proved not cacheable (not a failure): why, and what it varies on. */
+  uncacheable?: { reason: string; vary: string[] };
 }
 
 export interface MissTarget {
@@ -133,7 +133,20 @@ export function renderMiss(
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
         if (status >= 500 && sharedError(headers)) {
+          // Its waiters get the same page, and the requests of the next second too (see
+          // cold-flight.ts): `Retry-After` says when it is rendered again.
           relayHead(res, status, headers);
+          res.setHeader('retry-after', '1');
+          markState(res, 'MISS', { forwarded: status }, options.cacheStatus);
+          visitor = 'relay';
+          return;
+        }
+        if (reason === 'set-cookie' && status < 500) {
+          // A render that sets a cookie has changed something (a session started, a one-time
+          // link used): rendering it again for the visitor would do that twice and answer
+          // "already used". It was made for this visitor alone, whose request carried no
+          // personal cookie (those never get here), so it is theirs — and shared with nobody.
+          relayHead(res, status, headers, true);
           markState(res, 'BYPASS', { reason }, options.cacheStatus);
           visitor = 'relay';
           return;
@@ -244,14 +257,18 @@ export function renderMiss(
         failure === undefined ? result : { ...result, incomplete: 'aborted' };
       return { entry: undefined, stored: undefined, response };
     }
-    if (cutOff) return { entry: undefined, stored: undefined, uncacheable: cutOff };
+    if (cutOff !== undefined) {
+      const uncacheable = { reason: cutOff, vary: varyNames(result.headers) };
+      return { entry: undefined, stored: undefined, uncacheable };
+    }
     const reason =
       result.incomplete ??
       responseUncacheableReason(result.status, result.headers, revalidate, options) ??
       codingProblem(result.headers);
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      return { entry: undefined, stored: undefined, uncacheable: reason };
+      const uncacheable = { reason, vary: varyNames(result.headers) };
+      return { entry: undefined, stored: undefined, uncacheable };
     }
     checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
     const readsCookies = shared.cookiesRead();
@@ -289,10 +306,16 @@ export function renderMiss(
  * mounted before `isr()` already set (a request id, CORS) is this request's own and stays, as
  * on a replay; the headers that describe the body are always the render's.
  */
-function relayHead(res: IsrResponse, status: number, headers: OutgoingHttpHeaders): void {
+function relayHead(
+  res: IsrResponse,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  withCookies = false,
+): void {
   res.statusCode = status;
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || name === 'set-cookie') continue;
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (name === 'set-cookie' && !withCookies) continue;
     if (res.hasHeader(name) && !DESCRIBES_BODY.has(name)) continue;
     res.setHeader(name, value);
   }

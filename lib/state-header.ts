@@ -9,6 +9,8 @@ export interface StateDetail {
   stored?: boolean;
   /** MISS: shared from a render another request started (RFC 9211 `collapsed`). */
   collapsed?: boolean;
+  /** MISS: the status of an error page passed on, not stored (RFC 9211 `fwd-status`). */
+  forwarded?: number;
   /** BYPASS: why. */
   reason?: string;
 }
@@ -36,7 +38,8 @@ export function cacheStatusValue(state: IsrState, detail: StateDetail): string {
   if (state === 'STALE') return 'express-isr; fwd=stale';
   if (state === 'MISS') {
     const stored = detail.stored ? '; stored' : '';
-    return `express-isr; fwd=uri-miss${stored}${detail.collapsed ? '; collapsed' : ''}`;
+    const status = detail.forwarded === undefined ? '' : `; fwd-status=${detail.forwarded}`;
+    return `express-isr; fwd=uri-miss${status}${stored}${detail.collapsed ? '; collapsed' : ''}`;
   }
   return `express-isr; fwd=bypass${detail.reason ? `; detail=${sfString(detail.reason)}` : ''}`;
 }
