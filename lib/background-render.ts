@@ -25,10 +25,11 @@ export async function renderInBackground(
   app: RequestHandler,
   url: string,
   requestHeaders: Record<string, string>,
+  secure = false,
 ): Promise<BackgroundResult> {
   const { options } = engine;
   const startedAt = engine.renderStart();
-  const { req, res, cookiesRead } = syntheticExchange(url, requestHeaders);
+  const { req, res, cookiesRead } = syntheticExchange(url, requestHeaders, secure);
   installResponseConfig(res as IsrResponse);
   const captured = captureResponse(res, {
     maxBodySize: options.maxBodySize,
@@ -73,6 +74,7 @@ export async function renderInBackground(
     tags,
     compressThreshold: options.compressThreshold,
     readsCookies,
+    secure,
   });
   return { entry, vary: varyNames(result.headers) };
 }

@@ -25,10 +25,19 @@ export interface CaptureOptions {
    * so the whole body is known before any byte goes out.
    */
   beforeHeaders?: (wholeBody: Buffer | undefined) => void;
-  /** Every body chunk, in order, after `beforeHeaders` — also past `maxBodySize`. */
-  onBody?: (chunk: Buffer) => void;
+  /**
+   * Every body chunk, in order, after `beforeHeaders` — also past `maxBodySize`. Returning
+   * `false` (where the chunk is relayed to is full) makes the app's `write()` return `false`,
+   * so an app that honours backpressure waits for a 'drain' the caller emits on `res`.
+   */
+  onBody?: (chunk: Buffer) => boolean | undefined;
   /** The app ended the response (after the last `onBody`). */
   onEnd?: () => void;
+  /**
+   * A hook above threw. The capture then settles as `aborted` (nothing of it is stored) and
+   * the app's own `write`/`end` go on unharmed.
+   */
+  onHookError?: (error: unknown) => void;
 }
 
 type Callback = (error?: Error | null) => void;
@@ -58,11 +67,25 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   let headers: OutgoingHttpHeaders | undefined;
   /** Resolves the capture (set up below, once the wrappers that call it exist); once only. */
   let settle: (incomplete?: 'aborted') => void = () => {};
+  /** A hook threw: whatever the app sends, this capture must not be stored. */
+  let hookFailed = false;
 
-  function collect(buffer: Buffer | undefined): void {
-    if (buffer === undefined || buffer.length === 0) return;
-    options.onBody?.(buffer);
-    if (tooLarge) return;
+  function guarded<T>(hook: () => T): T | undefined {
+    if (hookFailed) return undefined;
+    try {
+      return hook();
+    } catch (error) {
+      hookFailed = true;
+      options.onHookError?.(error);
+      return undefined;
+    }
+  }
+
+  /** Keeps a copy of `buffer` and hands it on; false when where it goes is full. */
+  function collect(buffer: Buffer | undefined): boolean {
+    if (buffer === undefined || buffer.length === 0) return true;
+    const handedOn = options.onBody === undefined ? true : guarded(() => options.onBody?.(buffer));
+    if (tooLarge) return handedOn !== false;
     size += buffer.length;
     if (size > options.maxBodySize) {
       tooLarge = true;
@@ -70,13 +93,14 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
     } else {
       chunks.push(buffer);
     }
+    return handedOn !== false;
   }
 
   function headersGoingOut(wholeBody: Buffer | undefined): void {
     if (headers !== undefined) return;
     status = res.statusCode;
     headers = { ...res.getHeaders() };
-    options.beforeHeaders?.(wholeBody);
+    guarded(() => options.beforeHeaders?.(wholeBody));
   }
 
   res.writeHead = function captureWriteHead(
@@ -97,11 +121,13 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
   } as ServerResponse['writeHead'];
 
   res.write = function captureWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    let handedOn = true;
     if (!ended) {
       headersGoingOut(undefined); // the first write sends the head: the hook sees it first
-      collect(toBuffer(chunk, rest[0]));
+      handedOn = collect(toBuffer(chunk, rest[0]));
     }
-    return (originalWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    const written = (originalWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    return written && handedOn;
   } as ServerResponse['write'];
 
   res.end = function captureEnd(this: ServerResponse, ...args: unknown[]) {
@@ -123,7 +149,7 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
         headersGoingOut(whole);
       }
       collect(last);
-      options.onEnd?.();
+      guarded(() => options.onEnd?.());
       return (originalEnd as (...a: unknown[]) => ServerResponse).call(
         this,
         chunk,
@@ -150,7 +176,7 @@ export function captureResponse(res: ServerResponse, options: CaptureOptions): P
         status: status || res.statusCode,
         headers: headers ?? { ...res.getHeaders() },
         body: tooLarge ? Buffer.alloc(0) : Buffer.concat(chunks),
-        incomplete: incomplete ?? (tooLarge ? 'too-large' : undefined),
+        incomplete: incomplete ?? (hookFailed ? 'aborted' : tooLarge ? 'too-large' : undefined),
       });
     };
     // A response whose client left before we got here emits no more 'close'.

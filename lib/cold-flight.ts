@@ -188,7 +188,8 @@ export class ColdFlights {
     })().catch((error): Outcome => {
       forget();
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
-      handOver(); // fail open, unless the app already has the request
+      // Fail open, unless the app already has the request or it was answered.
+      if (!res.headersSent && !res.writableEnded) handOver();
       return {};
     });
     // Past `regenerateTimeout` the render counts as failed (RFC 9110 §15.6.5, 504): its waiters
@@ -276,6 +277,11 @@ export class ColdFlights {
   /** Whether a render of `variantKey` is in flight in this process. */
   rendering(variantKey: string): boolean {
     return this.flights.has(variantKey);
+  }
+
+  /** Settles once the render of `variantKey` in flight, if any, is over. */
+  async renderOver(variantKey: string): Promise<void> {
+    await this.flights.get(variantKey)?.result;
   }
 
   /** The visitor's own request goes on to the app, untouched: nothing of it is stored. */
@@ -424,7 +430,10 @@ export class ColdFlights {
       next,
       target,
     );
-    if (uncacheable !== undefined) this.rememberPass(variantKey, uncacheable, req.headers);
+    // A 429 is the app (or a rate limiter before isr()) refusing the cache's own request for
+    // now, not the page saying it may not be cached: it is tried again on the next request.
+    if (uncacheable !== undefined && uncacheable.reason !== 'status 429')
+      this.rememberPass(variantKey, uncacheable, req.headers);
     if (stored === undefined) {
       done();
     } else {

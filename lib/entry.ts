@@ -49,6 +49,8 @@ export interface EntryContext {
   compressThreshold: number | false;
   /** The render looked for the Cookie header. */
   readsCookies: boolean;
+  /** Rendered as over TLS. */
+  secure: boolean;
 }
 
 /** Turns a finished, cacheable capture into an entry: identity body, variants, validators. */
@@ -68,6 +70,7 @@ export async function buildEntry(captured: Captured, context: EntryContext): Pro
     requestHeaders: context.requestHeaders,
     readsCookies: context.readsCookies,
   };
+  if (context.secure) entry.secure = true;
   if (context.compressThreshold !== false && body.length >= context.compressThreshold) {
     // zlib's async API runs on the thread pool: compression never blocks the event loop.
     const [gz, br] = await Promise.all([

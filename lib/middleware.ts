@@ -290,6 +290,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       primes += 1;
       cold
         .serve(stranger.req, stranger.res, () => {}, variantKey, { key, url, vary })
+        .then(() => cold.renderOver(variantKey))
         .catch((error) => engine.reporter.error(error, { phase: 'miss', key }))
         .finally(() => {
           primes -= 1;
@@ -374,6 +375,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
 
   /** Starts no new regeneration, waits for what is in flight (bounded as `idle()` is), then closes. */
   async function close(): Promise<void> {
+    unsafe.close();
     await regenerator.close();
     await idle();
     await engine.close();

@@ -3,10 +3,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
 import { checkRevalidate } from './checks';
-import { headerText, responseUncacheableReason, varyNames } from './eligibility';
-import type { Engine } from './engine';
+import { carriesCookies, headerText, responseUncacheableReason, varyNames } from './eligibility';
+import { type Engine, variantKeyOf } from './engine';
 import { buildEntry, strongEtag } from './entry';
-import { answerFailure } from './render-failures';
+import { answerFailure, errorMayBeShared } from './render-failures';
 import { notModified } from './replay';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
@@ -98,8 +98,25 @@ export function renderMiss(
     options.host,
   );
   const generatedAt = engine.renderStart();
-  const shared = syntheticExchange(target.url, requestHeaders);
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  const shared = syntheticExchange(target.url, requestHeaders, encrypted);
   installResponseConfig(shared.res as IsrResponse);
+  // The relay's backpressure: while the visitor's response is full, an app waiting for
+  // 'drain' waits for the visitor's (its own socket to nowhere drains at once), or — once the
+  // visitor is gone — not at all (the page is still stored for everyone else).
+  let backedUp = false;
+  const emit = shared.res.emit;
+  shared.res.emit = function heldDrain(this: ServerResponse, event: string | symbol, ...args) {
+    if (event === 'drain' && backedUp) return false;
+    return emit.call(this, event, ...args);
+  } as ServerResponse['emit'];
+  const drained = () => {
+    if (!backedUp) return;
+    backedUp = false;
+    shared.res.emit('drain');
+  };
+  res.on('drain', drained);
+  res.once('close', drained);
 
   /** What the visitor gets: still undecided, the shared render relayed, or their own render. */
   let visitor: 'undecided' | 'relay' | 'own' | 'done' = 'undecided';
@@ -132,7 +149,7 @@ export function renderMiss(
         responseUncacheableReason(status, headers, revalidate, options) ?? codingProblem(headers);
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
-        if (status >= 500 && sharedError(headers)) {
+        if (status >= 500 && errorMayBeShared(headers)) {
           // Its waiters get the same page, and the requests of the next second too (see
           // cold-flight.ts): `Retry-After` says when it is rendered again.
           relayHead(res, status, headers);
@@ -141,11 +158,11 @@ export function renderMiss(
           visitor = 'relay';
           return;
         }
-        if (reason === 'set-cookie' && status < 500) {
+        if (reason === 'set-cookie' && status < 500 && !carriesCookies(req)) {
           // A render that sets a cookie has changed something (a session started, a one-time
           // link used): rendering it again for the visitor would do that twice and answer
-          // "already used". It was made for this visitor alone, whose request carried no
-          // personal cookie (those never get here), so it is theirs — and shared with nobody.
+          // "already used". It was made for this visitor alone, who carries no cookie it could
+          // overwrite, so it is theirs — and shared with nobody.
           relayHead(res, status, headers, true);
           markState(res, 'BYPASS', { reason }, options.cacheStatus);
           visitor = 'relay';
@@ -156,6 +173,14 @@ export function renderMiss(
         // streamed to nobody, a query run for nothing), so it is cut off.
         cutOff = reason;
         setImmediate(() => shared.res.destroy());
+        return;
+      }
+      const vary = varyNames(headers);
+      if (!sameVariant(vary, req.headers, requestHeaders)) {
+        // The page varies on a header the cache's render did not get as this visitor sent it
+        // (say `User-Agent`): it is stored for the requests it matches, and this visitor's own
+        // request is rendered for them.
+        ownRender(`another variant (vary ${vary.join(', ')})`);
         return;
       }
       engine.observer.miss(target.key);
@@ -181,12 +206,22 @@ export function renderMiss(
       bodiless = status === 200 && answeredNotModified(req, res);
     },
     onBody(chunk) {
-      if (visitor === 'relay' && !bodiless && !res.destroyed) res.write(chunk);
+      if (visitor !== 'relay' || bodiless || res.destroyed) return true;
+      if (res.write(chunk)) return true;
+      backedUp = true;
+      return false;
     },
     onEnd() {
+      res.off('drain', drained);
       if (visitor !== 'relay') return;
       visitor = 'done';
       if (!res.destroyed && !res.writableEnded) res.end();
+    },
+    onHookError(error) {
+      engine.reporter.error(error, { phase: 'miss', key: target.key });
+      // Nothing of this render is stored; the visitor gets their own, if nothing was sent yet.
+      if (visitor === 'undecided' && !res.headersSent) ownRender('error in the cache');
+      else if (visitor === 'relay' && !res.writableEnded) res.destroy();
     },
   });
 
@@ -205,7 +240,7 @@ export function renderMiss(
         if (err) failure = `error: ${err instanceof Error ? err.message : String(err)}`;
         else cutOff = 'no route';
         ownRender(failure ?? 'no route', err || undefined);
-        if (!shared.res.headersSent) shared.res.statusCode = 500;
+        if (!shared.res.headersSent) shared.res.statusCode = err ? 500 : 404;
         shared.res.end();
       });
     }
@@ -246,8 +281,7 @@ export function renderMiss(
     const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
     if (
       failure !== undefined ||
-      result.status >= 500 ||
-      (cutOff === undefined && result.incomplete === 'aborted')
+      (cutOff === undefined && (result.status >= 500 || result.incomplete === 'aborted'))
     ) {
       const reason = failure ?? (result.status >= 500 ? `status ${result.status}` : 'aborted');
       debug('miss: %s not stored (%s)', target.url, reason);
@@ -280,6 +314,7 @@ export function renderMiss(
       revalidate,
       tags,
       readsCookies,
+      secure: encrypted,
     };
     let entry: CacheEntry;
     try {
@@ -302,9 +337,10 @@ export function renderMiss(
 }
 
 /**
- * The shared render's status and headers on the visitor's response. A header that middleware
- * mounted before `isr()` already set (a request id, CORS) is this request's own and stays, as
- * on a replay; the headers that describe the body are always the render's.
+ * The shared render's status and headers on the visitor's response, as a replay would send
+ * them: a header that middleware mounted before `isr()` already set (a request id, CORS) is
+ * this request's own and stays; those that describe the page are always the render's; hop-by-hop
+ * ones (and those `Connection` names) and the render's `Date` never go (RFC 9110 §7.6.1).
  */
 function relayHead(
   res: IsrResponse,
@@ -313,26 +349,43 @@ function relayHead(
   withCookies = false,
 ): void {
   res.statusCode = status;
+  const connectionNamed = headerText(headers.connection)
+    .split(',')
+    .map((name) => name.trim().toLowerCase());
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    if (name === 'set-cookie' && !withCookies) continue;
-    if (res.hasHeader(name) && !DESCRIBES_BODY.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.includes(name)) continue;
+    if (name === 'date' || (name === 'set-cookie' && !withCookies)) continue;
+    if (res.hasHeader(name) && !PAGE_HEADERS.has(name)) continue;
     res.setHeader(name, value);
   }
 }
 
-const DESCRIBES_BODY = new Set([
+/**
+ * Headers that describe the page itself, always the render's on the visitor's response (a
+ * Content-Security-Policy nonce must match the one in the body).
+ */
+const PAGE_HEADERS = new Set([
   'content-type',
   'content-length',
   'content-encoding',
   'content-language',
   'content-location',
   'content-range',
+  'content-security-policy',
   'etag',
   'last-modified',
   'vary',
   'cache-control',
 ]);
+
+/** Whether the headers a page varies on are the same in two requests. */
+function sameVariant(
+  vary: readonly string[],
+  visitor: IncomingMessage['headers'],
+  rendered: Record<string, string>,
+): boolean {
+  return variantKeyOf('', vary, visitor) === variantKeyOf('', vary, rendered);
+}
 
 /** RFC 9110 §13.1.1–2: the visitor's own validators against the page's, answered with a 304. */
 function answeredNotModified(req: IncomingMessage, res: IsrResponse): boolean {
@@ -343,13 +396,6 @@ function answeredNotModified(req: IncomingMessage, res: IsrResponse): boolean {
   res.statusCode = 304;
   for (const name of ['content-type', 'content-length', 'content-encoding']) res.removeHeader(name);
   return true;
-}
-
-/** An error page that carries nothing personal may be relayed to whoever asked for the page. */
-function sharedError(headers: OutgoingHttpHeaders): boolean {
-  if (headers['set-cookie'] !== undefined) return false;
-  const control = headerText(headers['cache-control']).toLowerCase();
-  return !/(^|,)\s*(private|no-store)\b/.test(control);
 }
 
 /** A content coding the cache cannot turn back into the identity body (RFC 9110 §8.4). */

@@ -132,7 +132,13 @@ export class Regenerator {
     engine.observer.regenerateStart(variantKey, previous.url);
     const startedAt = performance.now();
     try {
-      const result = await renderInBackground(engine, app, previous.url, previous.requestHeaders);
+      const result = await renderInBackground(
+        engine,
+        app,
+        previous.url,
+        previous.requestHeaders,
+        previous.secure,
+      );
       if (result.entry === undefined) {
         // The page is no longer cacheable (the app says so now): stop serving the old copy —
         // unless a page rendered after this one started was stored meanwhile.

@@ -66,16 +66,23 @@ export function failedRender(response: Captured | undefined): boolean {
  */
 export function shareableErrorAnswer(response: Captured): ErrorAnswer | undefined {
   if (response.incomplete !== undefined || response.status < 500) return undefined;
-  const headers = response.headers;
-  if (headers['set-cookie'] !== undefined) return undefined;
+  if (!errorMayBeShared(response.headers)) return undefined;
+  return { status: response.status, headers: repeatable(response.headers), body: response.body };
+}
+
+/**
+ * Whether an error page's headers let it answer other visitors than the one it was rendered
+ * for: no `Set-Cookie`, not `private`/`no-store`/`no-cache`, varying on nothing but
+ * `Accept-Encoding` (the render saw no visitor's cookies, so nothing else can make it personal).
+ */
+export function errorMayBeShared(headers: OutgoingHttpHeaders): boolean {
+  if (headers['set-cookie'] !== undefined) return false;
   if (/(^|,)\s*(private|no-store|no-cache)\b/i.test(headerText(headers['cache-control'])))
-    return undefined;
-  const vary = headerText(headers.vary)
+    return false;
+  return headerText(headers.vary)
     .split(',')
     .map((name) => name.trim().toLowerCase())
-    .filter((name) => name !== '' && name !== 'accept-encoding');
-  if (vary.length > 0) return undefined;
-  return { status: response.status, headers: repeatable(headers), body: response.body };
+    .every((name) => name === '' || name === 'accept-encoding');
 }
 
 function repeatable(headers: OutgoingHttpHeaders): [string, string | string[]][] {

@@ -100,6 +100,7 @@ const prepared = new WeakMap<CacheEntry, Prepared>();
 
 /** Stored headers that describe the stored body: always the entry's own on a replay. */
 const DESCRIBES_BODY = new Set([
+  'content-security-policy', // its nonce is the one in the stored body
   'content-type',
   'content-language',
   'content-location',

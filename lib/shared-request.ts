@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isRegeneration } from './synthetic-request';
 
 /**
  * The request headers a render that will be stored is allowed to see. A stored page is
@@ -19,6 +20,9 @@ export function sharedRequestHeaders(
   varyHeaders: readonly string[],
   host: string | undefined,
 ): Record<string, string> {
+  // A request of the cache's own already carries nothing but the shared set (and the real
+  // Host, which its socket to nowhere could not tell).
+  if (isRegeneration(req)) return { ...(req.headers as Record<string, string>) };
   const headers: Record<string, string> = { host: host ?? localHost(req) };
   for (const list of [forwardHeaders, varyHeaders]) {
     for (const name of list) {
@@ -36,10 +40,4 @@ function localHost(req: IncomingMessage): string {
   const address = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
   const bracketed = address.includes(':') ? `[${address}]` : address;
   return localPort === undefined ? bracketed : `${bracketed}:${localPort}`;
-}
-
-/** Replaces what the live request carries with the shared set, raw headers included. */
-export function useSharedHeaders(req: IncomingMessage, headers: Record<string, string>): void {
-  req.headers = { ...headers };
-  req.rawHeaders = Object.entries(headers).flat();
 }

@@ -23,7 +23,18 @@ class NullSocket extends Duplex {
   readonly remoteFamily = 'IPv4';
   readonly localAddress = '127.0.0.1';
   readonly localPort = 0;
-  readonly encrypted = false;
+
+  constructor(readonly encrypted: boolean) {
+    super();
+    // Node's HTTP server passes a socket's 'drain' on to the response being written; with no
+    // server here, this does, or a route that waits for 'drain' (a pipe, `res.sendFile` of a
+    // page over 16 KB) would wait for ever.
+    this.on('drain', () => {
+      const response = (this as unknown as { _httpMessage?: ServerResponse })._httpMessage;
+      if (response !== undefined && !response.writableFinished) response.emit('drain');
+    });
+  }
+
   override _read(): void {}
   override _write(_chunk: unknown, _encoding: BufferEncoding, callback: () => void): void {
     callback();
@@ -59,8 +70,10 @@ class NullSocket extends Duplex {
 export function syntheticExchange(
   url: string,
   headers: Record<string, string>,
+  /** Over TLS, like the request it renders for (`req.secure`, `req.protocol`). */
+  encrypted = false,
 ): { req: IncomingMessage; res: ServerResponse; cookiesRead: () => boolean } {
-  const socket = new NullSocket() as unknown as Socket;
+  const socket = new NullSocket(encrypted) as unknown as Socket;
   const req = new IncomingMessage(socket);
   req.method = 'GET';
   req.url = url;

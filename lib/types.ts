@@ -62,6 +62,8 @@ export interface CacheEntry {
    * personal ones. Absent (entries stored by an older version) counts as true.
    */
   readsCookies?: boolean;
+  /** Rendered as over TLS (the visitor's connection was): regenerations render it the same. */
+  secure?: boolean;
 }
 
 /**

@@ -32,6 +32,8 @@ const MAX_PATHS = 10_000;
  */
 export class UnsafeInvalidation {
   private readonly recent = new Map<string, { until: number; trailing: boolean }>();
+  /** Invalidations due at the end of a path's second, cleared by `close()`. */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly engine: Engine,
@@ -50,11 +52,13 @@ export class UnsafeInvalidation {
       if (!window.trailing) {
         window.trailing = true;
         const timer = setTimeout(() => {
+          this.timers.delete(timer);
           window.trailing = false;
           window.until = performance.now() + COALESCE_MS;
           this.run(path, method);
         }, window.until - now);
         timer.unref();
+        this.timers.add(timer);
       }
       return;
     }
@@ -62,6 +66,12 @@ export class UnsafeInvalidation {
     this.recent.set(path, { until: now + COALESCE_MS, trailing: false });
     if (this.recent.size > MAX_PATHS) this.recent.delete(this.recent.keys().next().value as string);
     this.run(path, method);
+  }
+
+  /** The cache closes: invalidations still due are dropped. */
+  close(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   private run(path: string, method: string): void {
@@ -77,10 +87,6 @@ export class UnsafeInvalidation {
    */
   private async pageStored(path: string): Promise<boolean> {
     if (this.engine.index.pagesWith([pageTag(path)]).length > 0) return true;
-    try {
-      return (await this.engine.store.get(path)) !== undefined;
-    } catch {
-      return true;
-    }
+    return (await this.engine.store.get(path)) !== undefined;
   }
 }

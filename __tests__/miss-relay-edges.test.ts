@@ -1,0 +1,254 @@
+/**
+ * The edges of the MISS's relay (README, "What the stored render sees"): pages streamed in big
+ * chunks, backpressure from a slow visitor, a hook that throws, a bare handler's 404, the Host
+ * of a render started for a visitor with cookies, the bound on such renders, a page that
+ * varies on a header the cache's render did not see, and a CSP nonce.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Express, NextFunction, Request, Response } from 'express';
+import request from 'supertest';
+import { isr } from '../lib';
+import { cleanupsAfterEach } from './helpers/cleanups';
+import { errorRecorder } from './helpers/collect';
+import { expressVersions } from './helpers/express';
+import { within } from './helpers/serve';
+
+const cleanups = cleanupsAfterEach();
+
+function quietCache(options: Parameters<typeof isr>[0] = {}) {
+  const recorder = errorRecorder();
+  const cache = isr({ onError: recorder.onError, logger: recorder.logger, ...options });
+  cleanups.push(() => cache.close());
+  return { cache, recorder };
+}
+
+async function listen(handler: http.RequestListener) {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return (server.address() as AddressInfo).port;
+}
+
+describe.each(expressVersions)('the MISS relay (%s)', (_name, createApp) => {
+  test('a page sent with res.sendFile in chunks of 64 KB is relayed whole and stored', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'isr-big-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const page = `<!doctype html><p>${'x'.repeat(200_000)}</p>`;
+    writeFileSync(path.join(dir, 'big.html'), page);
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/big', (_req, res) => res.sendFile(path.join(dir, 'big.html')));
+    const miss = await within(5000, request(app).get('/big'));
+    expect(miss).not.toBe('timeout');
+    if (miss === 'timeout') return;
+    expect(miss.headers['x-isr-cache']).toBe('MISS');
+    expect(miss.text).toBe(page);
+    await cache.idle();
+    const hit = await request(app).get('/big');
+    expect(hit.headers['x-isr-cache']).toBe('HIT');
+    expect(hit.text).toBe(page);
+  });
+
+  test('a visitor who does not read holds the render back (backpressure), without the page piling up in memory', async () => {
+    const { cache } = quietCache({ maxBodySize: 1024 });
+    const app: Express = createApp();
+    app.use(cache);
+    const chunk = `<p>${randomBytes(32 * 1024).toString('hex')}</p>`; // 64 KB
+    let written = 0;
+    app.get('/stream', async (_req, res) => {
+      res.type('html');
+      for (let i = 0; i < 1000; i += 1) {
+        written += 1;
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
+    });
+    const port = await listen(app);
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    cleanups.push(() => socket.destroy());
+    socket.pause(); // never reads
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Wait until the route stops writing: it waits for a 'drain' that a full socket withholds.
+    let before = -1;
+    const stalled = (async () => {
+      while (written !== before) {
+        before = written;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+    expect(await within(10_000, stalled)).not.toBe('timeout');
+    expect(written).toBeLessThan(500); // of 1,000 chunks (64 MB): held back, not all buffered
+  });
+
+  test('a cache.on("miss") listener that throws: the visitor still gets the page, and no empty page is stored', async () => {
+    const { cache, recorder } = quietCache();
+    cache.on('miss', () => {
+      throw new Error('a listener bug');
+    });
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/p', (_req, res) => {
+      res.send('<h1>the page</h1>');
+    });
+    const first = await request(app).get('/p');
+    expect(first.text).toBe('<h1>the page</h1>');
+    await cache.idle();
+    for (let i = 0; i < 2; i += 1) {
+      const next = await request(app).get('/p');
+      expect(next.text).toBe('<h1>the page</h1>');
+    }
+    expect(recorder.errors.map((e) => e.error.message)).toContain('a listener bug');
+  });
+
+  test('a page that varies on a header the cache did not forward: the first visitor gets their own variant', async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/v', (req, res) => {
+      res.vary('User-Agent');
+      res.send(/Mobile/.test(req.get('user-agent') ?? '') ? '<p>mobile</p>' : '<p>desktop</p>');
+    });
+    const phone = await request(app).get('/v').set('User-Agent', 'Phone Mobile Safari');
+    expect(phone.text).toBe('<p>mobile</p>');
+    await cache.idle();
+    const again = await request(app).get('/v').set('User-Agent', 'Phone Mobile Safari');
+    expect(again.text).toBe('<p>mobile</p>');
+  });
+
+  test("a CSP nonce set before isr(): the MISS's header matches the nonce in its body", async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use((_req: Request, res: Response, next: NextFunction) => {
+      const nonce = randomBytes(8).toString('hex');
+      res.locals.nonce = nonce;
+      res.setHeader('Content-Security-Policy', `script-src 'nonce-${nonce}'`);
+      next();
+    });
+    app.use(cache);
+    app.get('/csp', (_req, res) => {
+      res.send(`<script nonce="${res.locals.nonce}">go()</script>`);
+    });
+    for (let i = 0; i < 2; i += 1) {
+      const page = await request(app).get('/csp');
+      const header = /nonce-(\w+)/.exec(String(page.headers['content-security-policy']))?.[1];
+      const body = /nonce="(\w+)"/.exec(page.text)?.[1];
+      expect(header).toBe(body);
+      await cache.idle();
+    }
+  });
+
+  test('a render started for a visitor with cookies is given the real Host', async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/h', (req, res) => {
+      res.send(`<a href="//${req.get('host')}/x">x</a>`);
+    });
+    const port = await listen(app);
+    const withCookie = await fetch(`http://127.0.0.1:${port}/h`, { headers: { cookie: 'a=1' } });
+    expect(withCookie.headers.get('x-isr-cache')).toBe('BYPASS');
+    await withCookie.text();
+    await cache.idle();
+    const anonymous = await fetch(`http://127.0.0.1:${port}/h`);
+    expect(anonymous.headers.get('x-isr-cache')).toBe('HIT');
+    expect(await anonymous.text()).toBe(`<a href="//127.0.0.1:${port}/x">x</a>`);
+  });
+
+  test('renders started for visitors with cookies: at most 8 at once', async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    let running = 0;
+    let most = 0;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    app.use(cache);
+    app.get('/p/:n', async (req, res) => {
+      const own = req.get('cookie') !== undefined;
+      if (!own) {
+        running += 1;
+        most = Math.max(most, running);
+        await gate;
+        running -= 1;
+      }
+      res.send(`<p>${req.params.n}</p>`);
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, n) => request(app).get(`/p/${n}`).set('Cookie', 'a=1')),
+    );
+    expect(answers.every((a) => a.headers['x-isr-cache'] === 'BYPASS')).toBe(true);
+    release();
+    await cache.idle();
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(8);
+  });
+});
+
+test('with a bare handler as the app, a URL no route answers is a 404 every time, never a 500', async () => {
+  const { cache } = quietCache({
+    app: (req, res, next) => handler(req, res, next),
+  });
+  const handler = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    done: (err?: unknown) => void,
+  ) =>
+    cache(req, res, () => {
+      if (req.url === '/page') {
+        res.setHeader('content-type', 'text/html');
+        res.end('<p>page</p>');
+        return;
+      }
+      done();
+    });
+  const port = await listen((req, res) =>
+    handler(req, res, () => {
+      res.statusCode = 404;
+      res.end('my 404');
+    }),
+  );
+  for (let i = 0; i < 3; i += 1) {
+    const res = await fetch(`http://127.0.0.1:${port}/missing`);
+    expect(`${res.status} ${await res.text()}`).toBe('404 my 404');
+  }
+});
+
+describe.each(expressVersions)('a visitor over TLS (%s)', (_name, createApp) => {
+  test('the MISS and its regenerations render as over TLS too (req.secure, req.protocol)', async () => {
+    let now = Date.now();
+    const { cache } = quietCache({ now: () => now, revalidate: 10 });
+    const app: Express = createApp();
+    let renders = 0;
+    app.use(cache);
+    app.get('/s', (req, res) => {
+      renders += 1;
+      res.send(`<p>${req.protocol} ${renders}</p>`);
+    });
+    // What a TLS server's socket says (the client cannot set it: it is the socket's own).
+    const port = await listen((req, res) => {
+      (req.socket as unknown as { encrypted: boolean }).encrypted = true;
+      app(req, res);
+    });
+    const get = async () => (await fetch(`http://127.0.0.1:${port}/s`)).text();
+    expect(await get()).toBe('<p>https 1</p>');
+    await cache.idle();
+    now += 11_000;
+    expect(await get()).toBe('<p>https 1</p>'); // STALE, regenerated in the background
+    await cache.idle();
+    expect(await get()).toBe('<p>https 2</p>');
+  });
+});
