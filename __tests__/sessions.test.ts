@@ -256,7 +256,7 @@ test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCook
   app.get('/b', (_req, res) => {
     res.send('<p>b</p>');
   });
-  await request(app).get('/a');
+  await request(app).get('/a?token=tok-SECRET-123');
   await request(app).get('/b');
   await cache.idle();
   const warned = recorder.warnings
@@ -264,6 +264,9 @@ test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCook
     .filter((line) => String(line).includes('ISR_COOKIES_READ'));
   expect(warned).toHaveLength(1);
   expect(String(warned[0])).toMatch(/sessionCookies: \['connect\.sid'\]/);
+  // The URL it names is redacted like every log line: a token never reaches the logger.
+  expect(String(warned[0])).toContain('/a?token=***');
+  expect(String(warned[0])).not.toContain('tok-SECRET-123');
 });
 
 test("the README's express-session example works as written: a session cookie gets its own render, guests and analytics cookies get HITs", async () => {

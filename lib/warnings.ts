@@ -4,6 +4,8 @@
  * `isr()`, or for any part of the package with `EXPRESS_ISR_SILENCE=ISR_SHORT_SECRET,…` in the
  * environment. Every code is explained in the README under Warnings.
  */
+import { redactForDebug } from './redact';
+
 const printed = new Set<string>();
 
 export function warnOnce(
@@ -19,5 +21,6 @@ export function warnOnce(
   ];
   if (silenced.includes(code)) return;
   printed.add(code);
-  logger.warn(`[express-isr] ${code}: ${message} (README: #${code.toLowerCase()})`);
+  // A warning names a URL now and then: what could carry a credential is redacted, as in logs.
+  logger.warn(`[express-isr] ${code}: ${redactForDebug(message)} (README: #${code.toLowerCase()})`);
 }
