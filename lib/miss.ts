@@ -132,8 +132,9 @@ export function renderMiss(
     debug('miss: %s rendered for this visitor (%s)', target.url, reason);
     installResponseConfig(res);
     markState(res, 'BYPASS', { reason }, options.cacheStatus);
-    if (error === undefined) next();
-    else next(error);
+    // On the next turn: not from inside the cache's render (its `writeHead`/`end`), where a
+    // throw of the visitor's own render would land in the other route.
+    setImmediate(() => (error === undefined ? next() : next(error)));
   };
 
   const captured = captureResponse(shared.res, {
