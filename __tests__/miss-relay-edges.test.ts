@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Express, NextFunction, Request, Response } from 'express';
@@ -16,6 +16,7 @@ import { isr } from '../lib';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
 import { expressVersions } from './helpers/express';
+import { listen } from './helpers/listen';
 import { within } from './helpers/serve';
 
 const cleanups = cleanupsAfterEach();
@@ -27,17 +28,10 @@ function quietCache(options: Parameters<typeof isr>[0] = {}) {
   return { cache, recorder };
 }
 
-async function listen(handler: http.RequestListener) {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
+async function listenOn(handler: http.RequestListener): Promise<number> {
+  const server = await listen(handler);
+  cleanups.push(server.close);
+  return server.port;
 }
 
 describe.each(expressVersions)('the MISS relay (%s)', (_name, createApp) => {
@@ -75,7 +69,7 @@ describe.each(expressVersions)('the MISS relay (%s)', (_name, createApp) => {
       }
       res.end();
     });
-    const port = await listen(app);
+    const port = await listenOn(app);
     const socket = net.connect(port, '127.0.0.1');
     socket.on('error', () => {});
     cleanups.push(() => socket.destroy());
@@ -157,7 +151,7 @@ describe.each(expressVersions)('the MISS relay (%s)', (_name, createApp) => {
     app.get('/h', (req, res) => {
       res.send(`<a href="//${req.get('host')}/x">x</a>`);
     });
-    const port = await listen(app);
+    const port = await listenOn(app);
     const withCookie = await fetch(`http://127.0.0.1:${port}/h`, { headers: { cookie: 'a=1' } });
     expect(withCookie.headers.get('x-isr-cache')).toBe('BYPASS');
     await withCookie.text();
@@ -215,7 +209,7 @@ test('with a bare handler as the app, a URL no route answers is a 404 every time
       }
       done();
     });
-  const port = await listen((req, res) =>
+  const port = await listenOn((req, res) =>
     handler(req, res, () => {
       res.statusCode = 404;
       res.end('my 404');
@@ -239,7 +233,7 @@ describe.each(expressVersions)('a visitor over TLS (%s)', (_name, createApp) => 
       res.send(`<p>${req.protocol} ${renders}</p>`);
     });
     // What a TLS server's socket says (the client cannot set it: it is the socket's own).
-    const port = await listen((req, res) => {
+    const port = await listenOn((req, res) => {
       (req.socket as unknown as { encrypted: boolean }).encrypted = true;
       app(req, res);
     });

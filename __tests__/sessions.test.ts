@@ -8,8 +8,6 @@
  */
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import cookieParser from 'cookie-parser';
@@ -21,6 +19,7 @@ import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
 import { recordDebugLines } from './helpers/debug-lines';
 import { expressVersions } from './helpers/express';
+import { listen } from './helpers/listen';
 
 declare module 'express-session' {
   interface SessionData {
@@ -311,18 +310,10 @@ describe.each(expressVersions)('cookies behind cache.handler(app) (%s)', (_name,
     app.get('/about', (_req, res) => {
       res.send('<p>About us</p>');
     });
-    const server = http.createServer(cache.handler(app));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-    const { port } = server.address() as AddressInfo;
+    const server = await listen(cache.handler(app));
+    cleanups.push(server.close);
     const get = async (path: string, cookie?: string) => {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      const res = await fetch(server.url(path), {
         headers: cookie === undefined ? {} : { cookie },
       });
       return `${res.headers.get('x-isr-cache')} ${await res.text()}`;

@@ -1,14 +1,19 @@
+import http, { type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { isRegeneration } from '../../lib';
 import { deferred } from './deferred';
 
-/** Listens on a free port; `close()` shuts the server and its keep-alive connections. */
-export async function listen(app: Express) {
-  const server = app.listen(0);
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+/**
+ * Listens on a free loopback port (an Express app or any request listener, e.g.
+ * `cache.handler(app)`); `close()` shuts the server and its keep-alive connections.
+ */
+export async function listen(app: Express | RequestListener) {
+  const server = http.createServer(app as RequestListener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
+    port,
     url: (path: string) => `http://127.0.0.1:${port}${path}`,
     close: () =>
       new Promise<void>((resolve) => {
