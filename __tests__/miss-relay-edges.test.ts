@@ -246,3 +246,82 @@ describe.each(expressVersions)('a visitor over TLS (%s)', (_name, createApp) => 
     expect(await get()).toBe('<p>https 2</p>');
   });
 });
+
+describe.each(expressVersions)('a page shaped by a forwarded header (%s)', (_name, createApp) => {
+  function site(options: Parameters<typeof isr>[0] = {}) {
+    const { cache, recorder } = quietCache(options);
+    const app: Express = createApp();
+    let renders = 0;
+    app.use(cache);
+    app.get('/reflect', (req, res) => {
+      renders += 1;
+      res.send(`<html lang="${req.get('accept-language') ?? 'en'}">hello</html>`);
+    });
+    app.get('/varied', (req, res) => {
+      renders += 1;
+      res.vary('Accept-Language');
+      res.send(`<html lang="${req.get('accept-language') ?? 'en'}">hello</html>`);
+    });
+    return { app, cache, recorder, renders: () => renders };
+  }
+
+  test('reading Accept-Language without Vary: never stored, each visitor gets their own page', async () => {
+    const { app, cache } = site();
+    const attacker = await request(app)
+      .get('/reflect')
+      .set('Accept-Language', '"><script>alert(1)</script>');
+    expect(attacker.headers['x-isr-cache']).toBe('BYPASS');
+    expect(attacker.headers['cache-status']).toMatch(/reads accept-language without Vary/);
+    await cache.idle();
+    const victim = await request(app).get('/reflect').set('Accept-Language', 'de-DE');
+    expect(victim.headers['x-isr-cache']).not.toBe('HIT');
+    expect(victim.text).toBe('<html lang="de-DE">hello</html>');
+  });
+
+  test('with Vary: Accept-Language, each language is stored apart', async () => {
+    const { app, cache, renders } = site();
+    expect((await request(app).get('/varied').set('Accept-Language', 'fr')).text).toBe(
+      '<html lang="fr">hello</html>',
+    );
+    await cache.idle();
+    const de = await request(app).get('/varied').set('Accept-Language', 'de');
+    expect(de.text).toBe('<html lang="de">hello</html>');
+    await cache.idle();
+    const fr = await request(app).get('/varied').set('Accept-Language', 'fr');
+    expect(fr.headers['x-isr-cache']).toBe('HIT');
+    expect(fr.text).toBe('<html lang="fr">hello</html>');
+    expect(renders()).toBe(2);
+  });
+
+  test('a header named in forwardHeaders yourself is yours to key or trust: stored', async () => {
+    const { app, cache } = site({ forwardHeaders: ['accept', 'accept-language'] });
+    await request(app).get('/reflect').set('Accept-Language', 'fr');
+    await cache.idle();
+    expect((await request(app).get('/reflect')).headers['x-isr-cache']).toBe('HIT');
+  });
+});
+
+test('ISR_UNKEYED_HEADER: printed once, naming the header and how to vary on it', async () => {
+  // A fresh copy of the library: warnings are printed once per process.
+  let lib: typeof import('../lib') | undefined;
+  jest.isolateModules(() => {
+    lib = require('../lib');
+  });
+  const express = (await import('express')).default;
+  const recorder = errorRecorder();
+  const cache = (lib as typeof import('../lib')).isr({ logger: recorder.logger });
+  cleanups.push(() => cache.close());
+  const app = express();
+  app.use(cache);
+  app.get('/:page', (req, res) => {
+    res.send(`<p>${req.acceptsLanguages('fr', 'en') || 'en'}</p>`);
+  });
+  await request(app).get('/a').set('Accept-Language', 'fr');
+  await request(app).get('/b').set('Accept-Language', 'fr');
+  await cache.idle();
+  const warned = recorder.warnings.flat().filter((l) => String(l).includes('ISR_UNKEYED_HEADER'));
+  expect(warned).toHaveLength(1);
+  expect(String(warned[0])).toMatch(
+    /\/a reads accept-language without Vary.*res\.vary\('accept-language'\)/,
+  );
+});

@@ -142,6 +142,7 @@ describe('an explicit undefined keeps the default', () => {
     const app = express();
     app.use(cache);
     app.get('/page', (req, res) => {
+      res.vary('Accept-Language'); // it shows it: each language is its own variant
       res.send(`<p>${req.headers['accept-language']} ${req.headers.cookie ?? 'no cookie'}</p>`);
     });
     app.get('/json', (_req, res) => {
@@ -157,7 +158,8 @@ describe('an explicit undefined keeps the default', () => {
     expect((await request(app).get('/json')).headers['x-isr-cache']).toBe('BYPASS');
     expect((await request(app).get('/missing')).headers['x-isr-cache']).toBe('BYPASS');
     await cache.idle();
-    expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('HIT');
+    const again = await request(app).get('/page').set('Accept-Language', 'de');
+    expect(again.headers['x-isr-cache']).toBe('HIT');
     await cache.close();
   });
 });

@@ -1,5 +1,5 @@
 import { captureResponse } from './capture';
-import { responseUncacheableReason, varyNames } from './eligibility';
+import { responseUncacheableReason, unkeyedHeaderReason, varyNames } from './eligibility';
 import type { Engine } from './engine';
 import { buildEntry } from './entry';
 import { installResponseConfig, responseConfig } from './response-config';
@@ -29,7 +29,7 @@ export async function renderInBackground(
 ): Promise<BackgroundResult> {
   const { options } = engine;
   const startedAt = engine.renderStart();
-  const { req, res, cookiesRead } = syntheticExchange(url, requestHeaders, secure);
+  const { req, res, cookiesRead, namesRead } = syntheticExchange(url, requestHeaders, secure);
   installResponseConfig(res as IsrResponse);
   const captured = captureResponse(res, {
     maxBodySize: options.maxBodySize,
@@ -62,7 +62,8 @@ export async function renderInBackground(
   const { revalidate, tags } = responseConfig(res as IsrResponse, options.revalidate);
   const uncacheable =
     result.incomplete ??
-    responseUncacheableReason(result.status, result.headers, revalidate, options);
+    responseUncacheableReason(result.status, result.headers, revalidate, options) ??
+    unkeyedHeaderReason(namesRead(), options.unkeyedChecked, varyNames(result.headers));
   if (uncacheable !== undefined) return { entry: undefined, uncacheable, startedAt };
   const readsCookies = cookiesRead();
   if (readsCookies) engine.noteCookiesRead(url);

@@ -88,6 +88,24 @@ export function responseUncacheableReason(
   return undefined;
 }
 
+/**
+ * Why a page may not be stored because its render read a forwarded request header that it
+ * does not `Vary` on (RFC 9110 §12.5.5): a page shaped by one visitor's `Accept-Language`
+ * would be served to all. `Host` is the configured one (or part of the key); Accept-Encoding
+ * is the cache's own.
+ */
+export function unkeyedHeaderReason(
+  namesRead: ReadonlySet<string>,
+  checked: readonly string[],
+  vary: readonly string[],
+): string | undefined {
+  for (const name of namesRead) {
+    if (name === 'host' || name === 'accept-encoding' || !checked.includes(name)) continue;
+    if (!vary.includes(name)) return `reads ${name} without Vary`;
+  }
+  return undefined;
+}
+
 /** The request headers a response varies on, lower-case, without Accept-Encoding (ours). */
 export function varyNames(headers: OutgoingHttpHeaders): string[] {
   const text = headerText(headers.vary);

@@ -153,7 +153,13 @@ export class Engine {
   noteUncacheable(url: string, reason: string): void {
     debug('bypass: %s (%s)', url, reason);
     this.observer.bypass(url, reason);
-    if (reason === 'set-cookie') {
+    if (reason.startsWith('reads ')) {
+      const header = reason.slice('reads '.length).replace(/ without Vary$/, '');
+      this.warn(
+        'ISR_UNKEYED_HEADER',
+        `${url} ${reason}: a page shaped by one visitor's ${header} would be served to everyone, so it is not cached. If the page depends on it, send Vary: ${header} (res.vary('${header}')), and each value is cached apart; else stop reading it.`,
+      );
+    } else if (reason === 'set-cookie') {
       this.warn(
         'ISR_SET_COOKIE',
         `${this.redactor.redact(url)} sets a cookie, so it is never cached (a cookie is personal; a cached page is shared). Set cookies on routes isr() does not cache, or client-side.`,

@@ -3,7 +3,13 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
 import { checkRevalidate } from './checks';
-import { carriesCookies, headerText, responseUncacheableReason, varyNames } from './eligibility';
+import {
+  carriesCookies,
+  headerText,
+  responseUncacheableReason,
+  unkeyedHeaderReason,
+  varyNames,
+} from './eligibility';
 import { type Engine, variantKeyOf } from './engine';
 import { buildEntry, strongEtag } from './entry';
 import { answerFailure, errorMayBeShared } from './render-failures';
@@ -146,8 +152,11 @@ export function renderMiss(
       const status = shared.res.statusCode;
       const headers = shared.res.getHeaders();
       const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
+      const vary = varyNames(headers);
       const reason =
-        responseUncacheableReason(status, headers, revalidate, options) ?? codingProblem(headers);
+        responseUncacheableReason(status, headers, revalidate, options) ??
+        codingProblem(headers) ??
+        unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, vary);
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
         if (status >= 500 && errorMayBeShared(headers)) {
@@ -176,7 +185,6 @@ export function renderMiss(
         setImmediate(() => shared.res.destroy());
         return;
       }
-      const vary = varyNames(headers);
       if (!sameVariant(vary, req.headers, requestHeaders)) {
         // The page varies on a header the cache's render did not get as this visitor sent it
         // (say `User-Agent`): it is stored for the requests it matches, and this visitor's own
@@ -299,7 +307,8 @@ export function renderMiss(
     const reason =
       result.incomplete ??
       responseUncacheableReason(result.status, result.headers, revalidate, options) ??
-      codingProblem(result.headers);
+      codingProblem(result.headers) ??
+      unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, varyNames(result.headers));
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
       const uncacheable = { reason, vary: varyNames(result.headers) };

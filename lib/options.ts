@@ -205,6 +205,12 @@ export interface ResolvedOptions {
   allowQuery: string[] | undefined;
   key: ((req: IncomingMessage, url: string) => string) | undefined;
   forwardHeaders: string[];
+  /**
+   * The forwarded headers a page may not read without `Vary` on them and still be stored: the
+   * default ones, which any client chooses. Headers you name in `forwardHeaders` yourself, or
+   * with a `key` of your own, are yours to key (`key`) or to trust (a proxy's X-Forwarded-Proto).
+   */
+  unkeyedChecked: string[];
   host: string | undefined;
   bypass: ((req: IncomingMessage) => boolean) | undefined;
   sessionCookies: string[] | undefined;
@@ -354,6 +360,8 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     allowQuery: o.allowQuery && [...o.allowQuery],
     key: o.key,
     forwardHeaders: o.forwardHeaders.map((h) => h.toLowerCase()),
+    unkeyedChecked:
+      given.forwardHeaders === undefined && o.key === undefined ? [...DEFAULTS.forwardHeaders] : [],
     host: o.host,
     bypass: o.bypass,
     sessionCookies: o.sessionCookies && [...o.sessionCookies],

@@ -72,7 +72,12 @@ export function syntheticExchange(
   headers: Record<string, string>,
   /** Over TLS, like the request it renders for (`req.secure`, `req.protocol`). */
   encrypted = false,
-): { req: IncomingMessage; res: ServerResponse; cookiesRead: () => boolean } {
+): {
+  req: IncomingMessage;
+  res: ServerResponse;
+  cookiesRead: () => boolean;
+  namesRead: () => ReadonlySet<string>;
+} {
   const socket = new NullSocket(encrypted) as unknown as Socket;
   const req = new IncomingMessage(socket);
   req.method = 'GET';
@@ -80,7 +85,7 @@ export function syntheticExchange(
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
   req.httpVersion = '1.1';
-  const watched = watchCookieReads({ ...headers }, Object.entries(headers).flat());
+  const watched = watchReads({ ...headers }, Object.entries(headers).flat());
   req.headers = watched.headers;
   Object.defineProperty(req, 'rawHeaders', {
     configurable: true,
@@ -92,7 +97,17 @@ export function syntheticExchange(
   (req as unknown as Record<symbol, unknown>)[REGENERATION] = true;
   const res = new ServerResponse(req);
   res.assignSocket(socket);
-  return { req, res, cookiesRead: watched.read };
+  return { req, res, cookiesRead: watched.cookiesRead, namesRead: watched.namesRead };
+}
+
+/** What a render of the cache's own looked at in its request's headers. */
+interface WatchedHeaders {
+  headers: Record<string, string>;
+  rawHeaders: () => string[];
+  /** It looked for the Cookie header, or listed them all. */
+  cookiesRead: () => boolean;
+  /** The headers it read by name (lower case). */
+  namesRead: () => ReadonlySet<string>;
 }
 
 /**
@@ -103,36 +118,54 @@ export function syntheticExchange(
  * and logged-in users"). Listing or copying all the headers (`Object.entries(req.headers)`,
  * as framework adapters do to build a Fetch `Request`) counts as reading it: the copy could
  * be read later, where it cannot be watched. So does reading `rawHeaders`.
+ *
+ * The headers read by name are noted too: a page that reads a forwarded header it does not
+ * `Vary` on (`Accept-Language`, say) is not stored (see miss.ts).
  */
-function watchCookieReads(
-  headers: Record<string, string>,
-  raw: string[],
-): { headers: Record<string, string>; rawHeaders: () => string[]; read: () => boolean } {
-  let read = false;
+function watchReads(headers: Record<string, string>, raw: string[]): WatchedHeaders {
+  let cookies = false;
+  const names = new Set<string>();
+  /**
+   * Headers being listed: copying them all (`{ ...req.headers }`) reads each one, which says
+   * nothing of what the page uses, so the reads of that turn are not noted by name.
+   */
+  let listing = false;
+  const noted = (name: string | symbol) => {
+    if (typeof name !== 'string') return;
+    if (name === 'cookie') cookies = true;
+    if (!listing) names.add(name);
+  };
   const proxy = new Proxy(headers, {
     get(target, name, receiver) {
-      if (name === 'cookie') read = true;
+      noted(name);
       return Reflect.get(target, name, receiver);
     },
     has(target, name) {
-      if (name === 'cookie') read = true;
+      noted(name);
       return Reflect.has(target, name);
     },
     getOwnPropertyDescriptor(target, name) {
-      if (name === 'cookie') read = true;
+      noted(name);
       return Reflect.getOwnPropertyDescriptor(target, name);
     },
     ownKeys(target) {
-      read = true;
+      cookies = true;
+      if (!listing) {
+        listing = true;
+        queueMicrotask(() => {
+          listing = false;
+        });
+      }
       return Reflect.ownKeys(target);
     },
   });
   return {
     headers: proxy,
     rawHeaders: () => {
-      read = true;
+      cookies = true;
       return raw;
     },
-    read: () => read,
+    cookiesRead: () => cookies,
+    namesRead: () => names,
   };
 }
