@@ -7,9 +7,6 @@
  * visitors with only analytics cookies) still get HITs.
  */
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import cookieParser from 'cookie-parser';
 import type { Express, Request, Response } from 'express';
 import session from 'express-session';
@@ -20,6 +17,7 @@ import { errorRecorder } from './helpers/collect';
 import { recordDebugLines } from './helpers/debug-lines';
 import { expressVersions } from './helpers/express';
 import { listen } from './helpers/listen';
+import { readmeExample } from './helpers/readme-example';
 
 declare module 'express-session' {
   interface SessionData {
@@ -269,25 +267,12 @@ test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCook
 });
 
 test("the README's express-session example works as written: a session cookie gets its own render, guests and analytics cookies get HITs", async () => {
-  const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('#### Sessions and logged-in users'));
-  const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-  expect(code).toBeDefined();
-  // The example as a module: its imports resolved from this project, and its app exported
-  // instead of listening on port 3000.
-  const source = (code as string)
-    .replace("from 'express-isr'", `from ${JSON.stringify(path.join(__dirname, '..', 'lib'))}`)
-    .replace(
-      /from '([^'.][^']*)'/g,
-      (_m, name: string) => `from ${JSON.stringify(require.resolve(name))}`,
-    )
-    .replace('app.listen(3000);', 'export { app, cache };');
-  expect(source).toContain('export { app, cache }');
-  const dir = mkdtempSync(path.join(tmpdir(), 'isr-readme-'));
-  const file = path.join(dir, 'sessions-example.ts');
-  writeFileSync(file, source);
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const { app, cache } = require(file) as { app: Express; cache: ReturnType<typeof isr> };
+  const example = readmeExample<{ app: Express; cache: ReturnType<typeof isr> }>(
+    '#### Sessions and logged-in users',
+    ['app', 'cache'],
+  );
+  cleanups.push(example.remove);
+  const { app, cache } = example.module;
   cleanups.push(() => cache.close());
   const login = await request(app).get('/').set('Cookie', 'connect.sid=s%3Anobody.forged');
   expect(login.headers['x-isr-cache']).toBe('BYPASS');
