@@ -4,6 +4,8 @@ const config: Config = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
+  // The library's own reports to `console` are expected noise in tests (see the file).
+  setupFilesAfterEnv: ['<rootDir>/__tests__/setup/quiet-console.ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
