@@ -135,3 +135,12 @@ export function headerText(value: string | number | readonly string[] | undefine
   if (value === undefined) return '';
   return Array.isArray(value) ? value.join(', ') : String(value);
 }
+
+/** Content codings the cache can turn back into the identity body it stores. */
+const DECODABLE = new Set(['', 'identity', 'gzip', 'x-gzip', 'deflate', 'br']);
+
+/** A content coding the cache cannot turn back into the identity body (RFC 9110 §8.4). */
+export function codingProblem(headers: OutgoingHttpHeaders): string | undefined {
+  const coding = headerText(headers['content-encoding']).trim().toLowerCase();
+  return DECODABLE.has(coding) ? undefined : `content-encoding ${coding}`;
+}

@@ -1,19 +1,20 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
 import { checkRevalidate } from './checks';
 import {
   carriesCookies,
+  codingProblem,
   headerText,
   responseUncacheableReason,
   unkeyedHeaderReason,
   varyNames,
 } from './eligibility';
-import { type Engine, variantKeyOf } from './engine';
+import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
+import { answeredNotModified, relayHead, sameVariant } from './relay';
 import { answerFailure, errorMayBeShared } from './render-failures';
-import { notModified } from './replay';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
@@ -43,20 +44,6 @@ export interface MissTarget {
   /** Headers the URL's responses are known to vary on. */
   vary: string[];
 }
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): never relayed from the shared render to a visitor. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-]);
-
-/** Content codings the cache can turn back into the identity body it stores. */
-const DECODABLE = new Set(['', 'identity', 'gzip', 'x-gzip', 'deflate', 'br']);
 
 /**
  * Renders a missing page. The render whose result may be shared never runs on the visitor's
@@ -344,74 +331,6 @@ export function renderMiss(
       });
     return { entry, stored };
   });
-}
-
-/**
- * The shared render's status and headers on the visitor's response, as a replay would send
- * them: a header that middleware mounted before `isr()` already set (a request id, CORS) is
- * this request's own and stays; those that describe the page are always the render's; hop-by-hop
- * ones (and those `Connection` names) and the render's `Date` never go (RFC 9110 §7.6.1).
- */
-function relayHead(
-  res: IsrResponse,
-  status: number,
-  headers: OutgoingHttpHeaders,
-  withCookies = false,
-): void {
-  res.statusCode = status;
-  const connectionNamed = headerText(headers.connection)
-    .split(',')
-    .map((name) => name.trim().toLowerCase());
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.includes(name)) continue;
-    if (name === 'date' || (name === 'set-cookie' && !withCookies)) continue;
-    if (res.hasHeader(name) && !PAGE_HEADERS.has(name)) continue;
-    res.setHeader(name, value);
-  }
-}
-
-/**
- * Headers that describe the page itself, always the render's on the visitor's response (a
- * Content-Security-Policy nonce must match the one in the body).
- */
-const PAGE_HEADERS = new Set([
-  'content-type',
-  'content-length',
-  'content-encoding',
-  'content-language',
-  'content-location',
-  'content-range',
-  'content-security-policy',
-  'etag',
-  'last-modified',
-  'vary',
-  'cache-control',
-]);
-
-/** Whether the headers a page varies on are the same in two requests. */
-function sameVariant(
-  vary: readonly string[],
-  visitor: IncomingMessage['headers'],
-  rendered: Record<string, string>,
-): boolean {
-  return variantKeyOf('', vary, visitor) === variantKeyOf('', vary, rendered);
-}
-
-/** RFC 9110 §13.1.1–2: the visitor's own validators against the page's, answered with a 304. */
-function answeredNotModified(req: IncomingMessage, res: IsrResponse): boolean {
-  const etag = headerText(res.getHeader('etag'));
-  const lastModified = Date.parse(headerText(res.getHeader('last-modified')));
-  if (etag === '' && Number.isNaN(lastModified)) return false;
-  if (!notModified(req, etag, Number.isNaN(lastModified) ? undefined : lastModified)) return false;
-  res.statusCode = 304;
-  for (const name of ['content-type', 'content-length', 'content-encoding']) res.removeHeader(name);
-  return true;
-}
-
-/** A content coding the cache cannot turn back into the identity body (RFC 9110 §8.4). */
-function codingProblem(headers: OutgoingHttpHeaders): string | undefined {
-  const coding = headerText(headers['content-encoding']).trim().toLowerCase();
-  return DECODABLE.has(coding) ? undefined : `content-encoding ${coding}`;
 }
 
 /**
