@@ -16,6 +16,10 @@
  * - publishing again sends `'regenerate'` for `posts` too, since the listings that will show
  *   the post do not carry its tag yet.
  *
+ * The list page also holds the live cache panel (`cache-panel.ts`): the cached pages, the
+ * cache's events over Server-Sent Events at `/admin/events`, and buttons that send the
+ * webhook's three modes for a page or a tag (`POST /admin/revalidate`).
+ *
  * Access: HTTP Basic auth, any user name, the password is `ISR_SECRET`. Requests with
  * `Authorization` always bypass the cache (`x-isr-cache: BYPASS`), and every admin answer says
  * `Cache-Control: no-store` as well. The admin lives under `/admin/` (with the slash): browsers
@@ -25,12 +29,16 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { adminEditPage, adminListPage, type Notice } from './admin-views';
+import type { IsrMiddleware, RevalidateMode } from '../lib';
+import { adminEditPage, adminListPage, cacheRows, type Notice } from './admin-views';
+import { cachePanel } from './cache-panel';
 import type { Cms, Post } from './cms';
 import { callRevalidateWebhook, type RevalidateCall } from './webhook-client';
 
 export interface AdminOptions {
   cms: Cms;
+  /** The site's cache, for the panel: read and watched, never changed directly. */
+  cache: IsrMiddleware;
   secret: string;
   /** The site's webhook, e.g. `http://127.0.0.1:3000/api/revalidate` (known once listening). */
   webhookUrl: () => string;
@@ -38,10 +46,12 @@ export interface AdminOptions {
 }
 
 type Done = 'saved' | 'unpublished' | 'published';
+const MODES: readonly RevalidateMode[] = ['stale', 'expire', 'regenerate'];
 
 export function adminRouter(options: AdminOptions): Router {
   const { cms } = options;
   const router = express.Router();
+  const panel = cachePanel(options.cache);
 
   router.use((req, res, next) => {
     res.set('cache-control', 'no-store');
@@ -57,7 +67,51 @@ export function adminRouter(options: AdminOptions): Router {
   router.use(express.urlencoded({ extended: false, limit: '100kb' }));
 
   router.get('/', async (req, res) => {
-    res.send(adminListPage(await cms.allPosts(), noticeFrom(req.query)));
+    const [posts, snapshot] = await Promise.all([cms.allPosts(), panel.snapshot()]);
+    res.send(adminListPage(posts, snapshot, noticeFrom(req.query, posts)));
+  });
+
+  router.get('/events', (req, res) => {
+    panel.stream(req, res, cacheRows);
+  });
+
+  /**
+   * The panel's buttons: one webhook call for a path (starts with `/`) or a tag, in the mode
+   * of the button. Through the webhook, as the CMS does, so the panel shows what a real
+   * invalidation does. The page's script asks for JSON and stays open; a plain form post
+   * (no JavaScript) comes back to the list with a notice.
+   */
+  router.post('/revalidate', async (req, res) => {
+    const target = String(req.body?.target ?? '').trim();
+    const mode = String(req.body?.mode ?? '') as RevalidateMode;
+    const wantsJson = req.accepts(['html', 'json']) === 'json';
+    if (target === '' || target.length > 300 || !MODES.includes(mode)) {
+      const error = `Give a path or a tag (at most 300 characters) and a mode: ${MODES.join(', ')}.`;
+      if (wantsJson) res.status(400).json({ error });
+      else res.status(400).send(error);
+      return;
+    }
+    const call: RevalidateCall = target.startsWith('/')
+      ? { paths: [target], mode }
+      : { tags: [target], mode };
+    let hook = 'ok';
+    try {
+      const answer = await callRevalidateWebhook(options.webhookUrl(), options.secret, call);
+      options.log(`admin: revalidate ${target}; webhook ${JSON.stringify(answer)}`);
+      if (wantsJson) {
+        res.json(answer);
+        return;
+      }
+    } catch (error) {
+      hook = 'failed';
+      options.log(`admin: revalidate ${target}, but the webhook failed: ${error}`);
+      if (wantsJson) {
+        res.status(502).json({ error: String(error instanceof Error ? error.message : error) });
+        return;
+      }
+    }
+    const query = new URLSearchParams({ done: 'revalidated', target, mode, hook });
+    res.redirect(303, `/admin/?${query}`);
   });
 
   router.get('/posts/:slug', async (req, res, next) => {
@@ -109,17 +163,31 @@ export function adminRouter(options: AdminOptions): Router {
   return router;
 }
 
-function noticeFrom(query: Request['query']): Notice | undefined {
-  const { done, slug, hook } = query;
+/**
+ * The notice after a change, from the redirect's query. The post is named by its title, as
+ * the editor knows it, looked up by slug in the CMS (the query only carries the slug, so a
+ * crafted link cannot put words of its own in the notice).
+ */
+function noticeFrom(query: Request['query'], posts: Post[]): Notice | undefined {
+  const { done, slug, hook, target, mode } = query;
+  if (done === 'revalidated' && typeof target === 'string' && typeof mode === 'string') {
+    if (hook === 'failed') return { text: `The webhook call for ${target} failed.`, error: true };
+    return { text: `Webhook called for ${target} (mode ${mode}).` };
+  }
   if (typeof done !== 'string' || typeof slug !== 'string') return undefined;
+  const post = posts.find((p) => p.slug === slug);
+  if (post === undefined) return undefined;
   if (hook === 'failed') {
-    return { text: `“${slug}” is ${done} in the CMS, but the webhook call failed.`, error: true };
+    return {
+      text: `“${post.title}” is ${done} in the CMS, but the webhook call failed.`,
+      error: true,
+    };
   }
   const effect =
     done === 'unpublished'
       ? 'its pages expired (mode expire): it is gone from the site.'
       : 'its pages are being re-rendered (mode regenerate): live within a second.';
-  return { text: `“${slug}” ${done}. Webhook called for tag post-${slug}: ${effect}` };
+  return { text: `“${post.title}” ${done}. Webhook called for tag post-${slug}: ${effect}` };
 }
 
 function basicAuth(secret: string) {

@@ -7,7 +7,8 @@
 import type { RevalidateMode } from '../lib';
 
 export interface RevalidateCall {
-  tags: string[];
+  paths?: string[];
+  tags?: string[];
   mode: RevalidateMode;
 }
 

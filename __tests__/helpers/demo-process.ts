@@ -127,7 +127,8 @@ export interface Page {
 export async function getPage(url: string, init?: RequestInit): Promise<Page> {
   const response = await fetch(url, { redirect: 'manual', ...init });
   const body = await response.text();
-  const generated = /<footer id="isr-footer">Generated <time datetime="([^"]+)"/.exec(body)?.[1];
+  // The footer's first <time>; the page above it has <time>s of its own (post dates).
+  const generated = /<footer id="isr-footer"[^>]*>[\s\S]*?<time datetime="([^"]+)"/.exec(body)?.[1];
   return {
     status: response.status,
     state: response.headers.get('x-isr-cache'),
