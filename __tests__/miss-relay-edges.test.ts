@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Express, NextFunction, Request, Response } from 'express';
 import request from 'supertest';
-import { isr } from '../lib';
+import { isRegeneration, isr } from '../lib';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
 import { expressVersions } from './helpers/express';
@@ -293,11 +293,40 @@ describe.each(expressVersions)('a page shaped by a forwarded header (%s)', (_nam
     expect(renders()).toBe(2);
   });
 
-  test('a header named in forwardHeaders yourself is yours to key or trust: stored', async () => {
-    const { app, cache } = site({ forwardHeaders: ['accept', 'accept-language'] });
-    await request(app).get('/reflect').set('Accept-Language', 'fr');
+  test('listing forwardHeaders yourself does not switch the check off; a header of your own is yours to trust', async () => {
+    const { app } = site({ forwardHeaders: ['accept-language', 'x-forwarded-proto'] });
+    const fr = await request(app).get('/reflect').set('Accept-Language', 'fr');
+    expect(fr.headers['cache-status']).toMatch(/reads accept-language without Vary/);
+    const own = quietCache({ forwardHeaders: ['accept-language', 'x-forwarded-proto'] });
+    const proto = createApp();
+    proto.set('trust proxy', true);
+    proto.use(own.cache);
+    proto.get('/proto', (req, res) => {
+      res.send(`<p>${req.protocol}</p>`);
+    });
+    await request(proto).get('/proto').set('X-Forwarded-Proto', 'https');
+    await own.cache.idle();
+    const hit = await request(proto).get('/proto').set('X-Forwarded-Proto', 'https');
+    expect(hit.headers['x-isr-cache']).toBe('HIT');
+    expect(hit.text).toBe('<p>https</p>');
+  });
+
+  test('a logger that lists the headers first does not hide the page reading Accept-Language', async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use(cache);
+    app.use((req, _res, next) => {
+      void Object.keys(req.headers).length; // an access log listing what came in
+      next();
+    });
+    app.get('/lang', (req, res) => {
+      res.send(`<p>${req.acceptsLanguages('fr', 'de') || 'en'}</p>`);
+    });
+    const fr = await request(app).get('/lang').set('Accept-Language', 'fr');
+    expect(fr.headers['cache-status']).toMatch(/reads accept-language without Vary/);
     await cache.idle();
-    expect((await request(app).get('/reflect')).headers['x-isr-cache']).toBe('HIT');
+    const de = await request(app).get('/lang').set('Accept-Language', 'de');
+    expect(de.text).toBe('<p>de</p>');
   });
 });
 
@@ -324,4 +353,91 @@ test('ISR_UNKEYED_HEADER: printed once, naming the header and how to vary on it'
   expect(String(warned[0])).toMatch(
     /\/a reads accept-language without Vary.*res\.vary\('accept-language'\)/,
   );
+});
+
+describe.each(expressVersions)('the MISS relay, second review (%s)', (_name, createApp) => {
+  test('a first visitor who does not read does not hold back the page for the others', async () => {
+    const { cache } = quietCache({ regenerateTimeout: 1500 });
+    const app: Express = createApp();
+    app.use(cache);
+    const chunk = `<p>${'y'.repeat(64 * 1024)}</p>`;
+    app.get('/long', async (_req, res) => {
+      res.type('html');
+      for (let i = 0; i < 60; i += 1) {
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.end();
+    });
+    const port = await listenOn(app);
+    const stalled = net.connect(port, '127.0.0.1');
+    stalled.on('error', () => {});
+    cleanups.push(() => stalled.destroy());
+    stalled.pause(); // the first visitor never reads
+    stalled.write('GET /long HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // its render is under way
+    const other = await fetch(`http://127.0.0.1:${port}/long`);
+    expect(other.status).toBe(200);
+    expect((await other.text()).length).toBe(60 * chunk.length);
+    await cache.idle();
+    const hit = await fetch(`http://127.0.0.1:${port}/long`);
+    expect(hit.headers.get('x-isr-cache')).toBe('HIT');
+    await hit.text();
+  });
+
+  test('a page that sets a cookie, relayed: its cookie goes beside one set before isr()', async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use((_req, res, next) => {
+      res.cookie('ab', 'B');
+      next();
+    });
+    app.use(cache);
+    let uses = 0;
+    app.get('/magic', (_req, res) => {
+      uses += 1;
+      res.cookie('sid', 'signed-in').send('<p>you are signed in</p>');
+    });
+    const res = await request(app).get('/magic?token=t1');
+    const cookies = ([] as string[])
+      .concat(res.headers['set-cookie'] ?? [])
+      .map((c) => c.split(';')[0]);
+    expect(cookies.sort()).toEqual(['ab=B', 'sid=signed-in']);
+    expect(res.text).toBe('<p>you are signed in</p>');
+    expect(uses).toBe(1);
+  });
+
+  test('a cacheControl builder that throws: the visitor gets their own render, clean', async () => {
+    const { cache } = quietCache({
+      cacheControl: () => {
+        throw new Error('builder bug');
+      },
+    });
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/cc', (req, res) => {
+      // The cache's render sends a Content-Length; the visitor's own streams.
+      if (isRegeneration(req)) {
+        res.send('<p>the copy for everyone, longer than the stream</p>');
+        return;
+      }
+      res.write('<p>stream');
+      res.end('ed</p>');
+    });
+    const res = await request(app).get('/cc');
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('<p>streamed</p>');
+    expect(res.headers['content-length']).toBeUndefined();
+  });
+
+  test("a 503's own Retry-After is kept", async () => {
+    const { cache } = quietCache();
+    const app: Express = createApp();
+    app.use(cache);
+    app.get('/down', (_req, res) => {
+      res.set('Retry-After', '3600').status(503).send('<p>maintenance</p>');
+    });
+    const res = await request(app).get('/down');
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('3600');
+  });
 });

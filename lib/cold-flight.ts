@@ -171,8 +171,8 @@ export class ColdFlights {
         this.engine.reporter.error(
           new Error(
             response?.incomplete === undefined
-              ? `the render of ${target.url} answered ${response?.status}`
-              : `the render of ${target.url} did not complete`,
+              ? `the render of ${this.engine.redactor.redact(target.url)} answered ${response?.status}`
+              : `the render of ${this.engine.redactor.redact(target.url)} did not complete`,
           ),
           { phase: 'miss', key: variantKey, attempt: failure.attempt, retryAt: failure.retryAt },
         );

@@ -286,7 +286,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     ) {
       // The shared render is given a request of the cache's own, without the visitor's cookies.
       const headers = sharedRequestHeaders(req, o.forwardHeaders, vary, o.host);
-      const stranger = syntheticExchange(url, headers);
+      const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+      const stranger = syntheticExchange(url, headers, encrypted);
       primes += 1;
       cold
         .serve(stranger.req, stranger.res, () => {}, variantKey, { key, url, vary })

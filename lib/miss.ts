@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Captured, captureResponse } from './capture';
 import { setCdnTagHeader } from './cdn-tags';
@@ -94,9 +94,12 @@ export function renderMiss(
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
   const shared = syntheticExchange(target.url, requestHeaders, encrypted);
   installResponseConfig(shared.res as IsrResponse);
-  // The relay's backpressure: while the visitor's response is full, an app waiting for
-  // 'drain' waits for the visitor's (its own socket to nowhere drains at once), or — once the
-  // visitor is gone — not at all (the page is still stored for everyone else).
+  // The relay's backpressure, past `maxBodySize` only: up to it, the page is kept in memory for
+  // the store anyway, so the visitor's response may buffer it too, and a slow (or stalled)
+  // visitor never holds back the render that the requests waiting for it and the store need.
+  // Past it, nothing is stored: an app waiting for 'drain' waits for the visitor's (its own
+  // socket to nowhere drains at once), or — once the visitor is gone — not at all.
+  let relayed = 0;
   let backedUp = false;
   const emit = shared.res.emit;
   shared.res.emit = function heldDrain(this: ServerResponse, event: string | symbol, ...args) {
@@ -127,7 +130,11 @@ export function renderMiss(
     markState(res, 'BYPASS', { reason }, options.cacheStatus);
     // On the next turn: not from inside the cache's render (its `writeHead`/`end`), where a
     // throw of the visitor's own render would land in the other route.
-    setImmediate(() => (error === undefined ? next() : next(error)));
+    setImmediate(() => {
+      if (res.destroyed) return; // the visitor left: nobody to render for
+      if (error === undefined) next();
+      else next(error);
+    });
   };
 
   const captured = captureResponse(shared.res, {
@@ -150,12 +157,17 @@ export function renderMiss(
           // Its waiters get the same page, and the requests of the next second too (see
           // cold-flight.ts): `Retry-After` says when it is rendered again.
           relayHead(res, status, headers);
-          res.setHeader('retry-after', '1');
+          if (!res.hasHeader('retry-after')) res.setHeader('retry-after', '1');
           markState(res, 'MISS', { forwarded: status }, options.cacheStatus);
           visitor = 'relay';
           return;
         }
-        if (reason === 'set-cookie' && status < 500 && !carriesCookies(req)) {
+        if (
+          reason === 'set-cookie' &&
+          status < 500 &&
+          !carriesCookies(req) &&
+          sameVariant(vary, req.headers, requestHeaders)
+        ) {
           // A render that sets a cookie has changed something (a session started, a one-time
           // link used): rendering it again for the visitor would do that twice and answer
           // "already used". It was made for this visitor alone, who carries no cookie it could
@@ -179,7 +191,16 @@ export function renderMiss(
         ownRender(`another variant (vary ${vary.join(', ')})`);
         return;
       }
+      // Your code first (listeners, the `cacheControl` builder): should it throw, the visitor's
+      // response is still untouched, and their own render goes out clean.
       engine.observer.miss(target.key);
+      const control = options.cacheControl?.({
+        revalidate,
+        age: 0,
+        state: 'MISS',
+        appCacheControl: headerText(headers['cache-control']) || undefined,
+      });
+      visitor = 'relay';
       relayHead(res, status, headers);
       // RFC 9211 `stored` only when it is known now: the whole body is here, within
       // `maxBodySize`, in identity coding (a streamed or encoded body may still fail to store).
@@ -191,19 +212,13 @@ export function renderMiss(
       }
       if (!res.hasHeader('etag') && wholeBody !== undefined)
         res.setHeader('etag', strongEtag(wholeBody));
-      const control = options.cacheControl?.({
-        revalidate,
-        age: 0,
-        state: 'MISS',
-        appCacheControl: headerText(headers['cache-control']) || undefined,
-      });
       if (control !== undefined) res.setHeader('cache-control', control);
-      visitor = 'relay';
       bodiless = status === 200 && answeredNotModified(req, res);
     },
     onBody(chunk) {
-      if (visitor !== 'relay' || bodiless || res.destroyed) return true;
-      if (res.write(chunk)) return true;
+      if (visitor !== 'relay' || bodiless || res.destroyed || res.writableEnded) return true;
+      relayed += chunk.length;
+      if (res.write(chunk) || relayed <= options.maxBodySize) return true;
       backedUp = true;
       return false;
     },
@@ -220,6 +235,13 @@ export function renderMiss(
       else if (visitor === 'relay' && !res.writableEnded) res.destroy();
     },
   });
+
+  /**
+   * The headers a page varies on that its render was given: only those can tell its variants
+   * apart (a `User-Agent` it never saw could not have changed its verdict).
+   */
+  const renderedVary = (headers: OutgoingHttpHeaders) =>
+    varyNames(headers).filter((name) => name in requestHeaders);
 
   let failure: string | undefined;
   try {
@@ -288,7 +310,7 @@ export function renderMiss(
       return { entry: undefined, stored: undefined, response };
     }
     if (cutOff !== undefined) {
-      const uncacheable = { reason: cutOff, vary: varyNames(result.headers) };
+      const uncacheable = { reason: cutOff, vary: renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
     const reason =
@@ -298,7 +320,7 @@ export function renderMiss(
       unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, varyNames(result.headers));
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      const uncacheable = { reason, vary: varyNames(result.headers) };
+      const uncacheable = { reason, vary: renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
     checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);

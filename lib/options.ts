@@ -206,9 +206,9 @@ export interface ResolvedOptions {
   key: ((req: IncomingMessage, url: string) => string) | undefined;
   forwardHeaders: string[];
   /**
-   * The forwarded headers a page may not read without `Vary` on them and still be stored: the
-   * default ones, which any client chooses. Headers you name in `forwardHeaders` yourself, or
-   * with a `key` of your own, are yours to key (`key`) or to trust (a proxy's X-Forwarded-Proto).
+   * The forwarded headers a page may not read without `Vary` on them and still be stored:
+   * `Accept` and `Accept-Language` when forwarded, which any client chooses. Others you list in
+   * `forwardHeaders` are yours to key (with `key`) or to trust (a proxy's X-Forwarded-Proto).
    */
   unkeyedChecked: string[];
   host: string | undefined;
@@ -360,8 +360,9 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     allowQuery: o.allowQuery && [...o.allowQuery],
     key: o.key,
     forwardHeaders: o.forwardHeaders.map((h) => h.toLowerCase()),
-    unkeyedChecked:
-      given.forwardHeaders === undefined && o.key === undefined ? [...DEFAULTS.forwardHeaders] : [],
+    unkeyedChecked: o.forwardHeaders
+      .map((h) => h.toLowerCase())
+      .filter((h) => h === 'accept' || h === 'accept-language'),
     host: o.host,
     bypass: o.bypass,
     sessionCookies: o.sessionCookies && [...o.sessionCookies],

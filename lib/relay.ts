@@ -37,7 +37,18 @@ export function relayHead(
     .map((name) => name.trim().toLowerCase());
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.includes(name)) continue;
-    if (name === 'date' || (name === 'set-cookie' && !withCookies)) continue;
+    if (name === 'date') continue;
+    if (name === 'set-cookie') {
+      // Beside the cookies a middleware before isr() set on this response (an A/B split):
+      // those are this visitor's own and stay; the render's others are added.
+      if (withCookies) {
+        const own = cookieNames(res.getHeader('set-cookie'));
+        for (const cookie of ([] as string[]).concat(value as string | string[])) {
+          if (!own.has(cookieName(cookie))) res.appendHeader('set-cookie', cookie);
+        }
+      }
+      continue;
+    }
     if (res.hasHeader(name) && !PAGE_HEADERS.has(name)) continue;
     res.setHeader(name, value);
   }
@@ -79,4 +90,13 @@ export function answeredNotModified(req: IncomingMessage, res: ServerResponse): 
   res.statusCode = 304;
   for (const name of ['content-type', 'content-length', 'content-encoding']) res.removeHeader(name);
   return true;
+}
+
+function cookieName(setCookie: string): string {
+  return setCookie.slice(0, setCookie.indexOf('=')).trim();
+}
+
+function cookieNames(header: OutgoingHttpHeaders[string]): Set<string> {
+  if (header === undefined) return new Set();
+  return new Set(([] as string[]).concat(header as string | string[]).map(cookieName));
 }

@@ -126,37 +126,44 @@ function watchReads(headers: Record<string, string>, raw: string[]): WatchedHead
   let cookies = false;
   const names = new Set<string>();
   /**
-   * Headers being listed: copying them all (`{ ...req.headers }`) reads each one, which says
-   * nothing of what the page uses, so the reads of that turn are not noted by name.
+   * Headers being copied whole (`{ ...req.headers }`, `Object.entries`, `JSON.stringify`):
+   * after listing the names, each is looked up (its descriptor), then read, in the same order.
+   * Those reads say nothing of what the page uses, so a read of the next name in that queue is
+   * not noted; any other read ends the copy (it is the page's own), and so does the next turn.
    */
-  let listing = false;
-  const noted = (name: string | symbol) => {
+  let copying: string[] = [];
+  const noted = (name: string | symbol, looked: boolean) => {
     if (typeof name !== 'string') return;
     if (name === 'cookie') cookies = true;
-    if (!listing) names.add(name);
+    if (looked) return; // a descriptor: part of a listing, or `hasOwnProperty`
+    if (copying[0] === name) {
+      copying.shift();
+      return;
+    }
+    copying = [];
+    names.add(name);
   };
   const proxy = new Proxy(headers, {
     get(target, name, receiver) {
-      noted(name);
+      noted(name, false);
       return Reflect.get(target, name, receiver);
     },
     has(target, name) {
-      noted(name);
+      noted(name, false);
       return Reflect.has(target, name);
     },
     getOwnPropertyDescriptor(target, name) {
-      noted(name);
+      noted(name, true);
       return Reflect.getOwnPropertyDescriptor(target, name);
     },
     ownKeys(target) {
       cookies = true;
-      if (!listing) {
-        listing = true;
-        queueMicrotask(() => {
-          listing = false;
-        });
-      }
-      return Reflect.ownKeys(target);
+      const keys = Reflect.ownKeys(target);
+      copying = keys.filter((key): key is string => typeof key === 'string');
+      queueMicrotask(() => {
+        copying = [];
+      });
+      return keys;
     },
   });
   return {

@@ -83,7 +83,9 @@ export class UnsafeInvalidation {
 
   /**
    * Whether a page of `path` may be stored: one this process stored or served (any query
-   * variant), or the query-less page in the shared store. Erring towards yes is only a clock.
+   * variant), or the query-less page in the shared store. A store that cannot answer (it
+   * fails open, as every read does) counts as none: the page this misses is one only another
+   * instance has seen, and it still goes stale by its window.
    */
   private async pageStored(path: string): Promise<boolean> {
     if (this.engine.index.pagesWith([pageTag(path)]).length > 0) return true;
