@@ -27,6 +27,7 @@ import { WEBHOOK_REQUEST } from './router';
 import { sharedRequestHeaders } from './shared-request';
 import { markState } from './state-header';
 import { isRegeneration, syntheticExchange } from './synthetic-request';
+import { waitAtMost } from './timeout';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
 import { INVALIDATING_METHODS, UnsafeInvalidation } from './unsafe-invalidation';
 
@@ -221,10 +222,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     state: Freshness | undefined,
   ): void {
     const { entry, key, variantKey, vary } = found;
-    if (
-      isPersonal(req) &&
-      (entry?.readsCookies !== false || state === undefined || state.state === 'expired')
-    ) {
+    // A request with cookies gets only a page whose render never read them, fresh or stale.
+    const forAnyone =
+      entry?.readsCookies === false && state !== undefined && state.state !== 'expired';
+    if (isPersonal(req) && !forAnyone) {
       servePersonal(req, res, next, url, found, state);
       return;
     }
@@ -354,24 +355,14 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
    * Regenerations have their own deadline.
    */
   async function idle(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    let waited = false;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        waited = true;
-        resolve();
-      }, o.regenerateTimeout + IDLE_GRACE_MS);
-      timer.unref();
-    });
-    try {
-      while (cold.busy && !waited) {
-        await Promise.race([cold.settled(), bound]);
+    const settled = (async () => {
+      while (cold.busy) {
+        await cold.settled();
         await regenerator.idle();
       }
       await regenerator.idle();
-    } finally {
-      clearTimeout(timer);
-    }
+    })();
+    await waitAtMost(settled, o.regenerateTimeout + IDLE_GRACE_MS);
   }
 
   /** Starts no new regeneration, waits for what is in flight (bounded as `idle()` is), then closes. */
