@@ -16,20 +16,11 @@ const decoders: Record<string, (body: Buffer) => Promise<Buffer>> = {
 };
 
 /**
- * Headers never stored: hop-by-hop ones (RFC 9110 §7.6.1), those the replay computes itself
+ * Headers never stored, besides the hop-by-hop ones (`hopByHop`): those the replay computes itself
  * (Date, Age, Content-Length, Content-Encoding, ETag, our own x-isr-cache) and Set-Cookie
  * (a response that sets one is never stored at all; this is a second lock on that door).
  */
 const NOT_STORED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
   'date',
   'age',
   'content-length',
@@ -104,19 +95,37 @@ export function strongEtag(body: Buffer): string {
 
 /** The response headers worth replaying, lower-case names. */
 export function storedHeaders(headers: OutgoingHttpHeaders): Record<string, string | string[]> {
-  // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-  const connectionNamed = new Set(
-    headerText(headers.connection)
-      .split(',')
-      .map((name) => name.trim().toLowerCase()),
-  );
+  const hop = hopByHop(headers);
   const kept: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (value === undefined || NOT_STORED.has(lower) || connectionNamed.has(lower)) continue;
+    if (value === undefined || NOT_STORED.has(lower) || hop.has(lower)) continue;
     kept[lower] = Array.isArray(value) ? value.map(String) : String(value);
   }
   return kept;
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1): they concern one connection, never a copy. */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+];
+
+/** The hop-by-hop headers of a response: the fixed ones and those its `Connection` names. */
+export function hopByHop(headers: OutgoingHttpHeaders): Set<string> {
+  const names = new Set(HOP_BY_HOP);
+  for (const name of headerText(headers.connection).split(',')) {
+    const trimmed = name.trim().toLowerCase();
+    if (trimmed !== '') names.add(trimmed);
+  }
+  return names;
 }
 
 /** Tags from `res.isr`, plus those a route set for CDNs in `Cache-Tag` / `Surrogate-Key`. */

@@ -6,18 +6,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { headerText } from './eligibility';
 import { variantKeyOf } from './engine';
+import { hopByHop } from './entry';
 import { notModified } from './replay';
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): never relayed from the shared render to a visitor. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-]);
 
 /**
  * The shared render's status and headers on the visitor's response, as a replay would send
@@ -32,11 +22,9 @@ export function relayHead(
   withCookies = false,
 ): void {
   res.statusCode = status;
-  const connectionNamed = headerText(headers.connection)
-    .split(',')
-    .map((name) => name.trim().toLowerCase());
+  const hop = hopByHop(headers);
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionNamed.includes(name)) continue;
+    if (value === undefined || hop.has(name)) continue;
     if (name === 'date') continue;
     if (name === 'set-cookie') {
       // Beside the cookies a middleware before isr() set on this response (an A/B split):

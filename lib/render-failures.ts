@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Captured } from './capture';
 import { headerText } from './eligibility';
+import { hopByHop } from './entry';
 
 /** First retry of a failed cold render after about a second, doubling up to `regenerateTimeout`. */
 const FIRST_RETRY_MS = 1000;
@@ -29,18 +30,11 @@ export interface RenderFailure {
 }
 
 /**
- * Headers never repeated from a shared error page: hop-by-hop ones (RFC 9110 §7.6.1), those
+ * Headers never repeated from a shared error page: besides the hop-by-hop ones (`hopByHop`), those
  * recomputed for each answer, validators (an error page is not a representation to revalidate)
  * and the cache's own state, which the answer sets afresh.
  */
 const NOT_REPEATED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
   'content-length',
   'date',
   'set-cookie',
@@ -86,15 +80,11 @@ export function errorMayBeShared(headers: OutgoingHttpHeaders): boolean {
 }
 
 function repeatable(headers: OutgoingHttpHeaders): [string, string | string[]][] {
-  const named = new Set(
-    headerText(headers.connection)
-      .split(',')
-      .map((name) => name.trim().toLowerCase()),
-  );
+  const hop = hopByHop(headers);
   const kept: [string, string | string[]][] = [];
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (value === undefined || NOT_REPEATED.has(lower) || named.has(lower)) continue;
+    if (value === undefined || NOT_REPEATED.has(lower) || hop.has(lower)) continue;
     kept.push([lower, Array.isArray(value) ? value.map(String) : String(value)]);
   }
   return kept;
