@@ -291,7 +291,12 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       const stranger = syntheticExchange(url, headers, encrypted);
       primes += 1;
       cold
-        .serve(stranger.req, stranger.res, () => {}, variantKey, { key, url, vary })
+        .serve(stranger.req, stranger.res, () => {}, variantKey, {
+          key,
+          url,
+          vary,
+          requestHeaders: headers,
+        })
         .then(() => cold.renderOver(variantKey))
         .catch((error) => engine.reporter.error(error, { phase: 'miss', key }))
         .finally(() => {

@@ -43,6 +43,8 @@ export interface MissTarget {
   url: string;
   /** Headers the URL's responses are known to vary on. */
   vary: string[];
+  /** The headers to render with, when already chosen from a visitor's (`sharedRequestHeaders`). */
+  requestHeaders?: Record<string, string>;
 }
 
 /**
@@ -84,12 +86,9 @@ export function renderMiss(
     next();
     return Promise.resolve({ entry: undefined, stored: undefined });
   }
-  const requestHeaders = sharedRequestHeaders(
-    req,
-    options.forwardHeaders,
-    target.vary,
-    options.host,
-  );
+  const requestHeaders =
+    target.requestHeaders ??
+    sharedRequestHeaders(req, options.forwardHeaders, target.vary, options.host);
   const generatedAt = engine.renderStart();
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
   const shared = syntheticExchange(target.url, requestHeaders, encrypted);

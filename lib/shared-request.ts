@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { isRegeneration } from './synthetic-request';
 
 /**
  * The request headers a render that will be stored is allowed to see. A stored page is
@@ -20,9 +19,6 @@ export function sharedRequestHeaders(
   varyHeaders: readonly string[],
   host: string | undefined,
 ): Record<string, string> {
-  // A request of the cache's own already carries nothing but the shared set (and the real
-  // Host, which its socket to nowhere could not tell).
-  if (isRegeneration(req)) return { ...(req.headers as Record<string, string>) };
   const headers: Record<string, string> = { host: host ?? localHost(req) };
   for (const list of [forwardHeaders, varyHeaders]) {
     for (const name of list) {
