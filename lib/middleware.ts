@@ -223,9 +223,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   ): void {
     const { entry, key, variantKey, vary } = found;
     // A request with cookies gets only a page whose render never read them, fresh or stale.
-    const forAnyone =
-      entry?.readsCookies === false && state !== undefined && state.state !== 'expired';
-    if (isPersonal(req) && !forAnyone) {
+    if (
+      isPersonal(req) &&
+      !(entry?.readsCookies === false && state !== undefined && state.state !== 'expired')
+    ) {
       servePersonal(req, res, next, url, found, state);
       return;
     }
