@@ -19,21 +19,12 @@ import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
+import { freshLib } from './helpers/fresh-lib';
 import { arrivals, sleep } from './helpers/listen';
 import { serve, within } from './helpers/serve';
 
 type Lib = typeof import('../lib');
 type Cache = ReturnType<Lib['isr']>;
-
-/** A fresh copy of the library, with no warning printed yet. */
-function freshLib(): Lib {
-  let lib: Lib | undefined;
-  jest.isolateModules(() => {
-    lib = require('../lib') as Lib;
-  });
-  if (lib === undefined) throw new Error('could not load ../lib');
-  return lib;
-}
 
 const SECRET = 'a-webhook-secret-long-enough-0123456789';
 

@@ -16,6 +16,7 @@ import { isRegeneration, isr } from '../lib';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
 import { expressVersions } from './helpers/express';
+import { freshLib } from './helpers/fresh-lib';
 import { listen } from './helpers/listen';
 import { within } from './helpers/serve';
 
@@ -331,14 +332,9 @@ describe.each(expressVersions)('a page shaped by a forwarded header (%s)', (_nam
 });
 
 test('ISR_UNKEYED_HEADER: printed once, naming the header and how to vary on it', async () => {
-  // A fresh copy of the library: warnings are printed once per process.
-  let lib: typeof import('../lib') | undefined;
-  jest.isolateModules(() => {
-    lib = require('../lib');
-  });
   const express = (await import('express')).default;
   const recorder = errorRecorder();
-  const cache = (lib as typeof import('../lib')).isr({ logger: recorder.logger });
+  const cache = freshLib().isr({ logger: recorder.logger });
   cleanups.push(() => cache.close());
   const app = express();
   app.use(cache);

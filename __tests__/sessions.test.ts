@@ -16,6 +16,7 @@ import { cleanupsAfterEach } from './helpers/cleanups';
 import { errorRecorder } from './helpers/collect';
 import { recordDebugLines } from './helpers/debug-lines';
 import { expressVersions } from './helpers/express';
+import { freshLib } from './helpers/fresh-lib';
 import { listen } from './helpers/listen';
 import { readmeExample } from './helpers/readme-example';
 
@@ -233,14 +234,9 @@ describe.each(expressVersions)('sessions (%s)', (_name, createApp) => {
 });
 
 test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCookies is not set', async () => {
-  // A fresh copy of the library: warnings are printed once per process.
-  let lib: typeof import('../lib') | undefined;
-  jest.isolateModules(() => {
-    lib = require('../lib');
-  });
   const express = (await import('express')).default;
   const recorder = errorRecorder();
-  const cache = (lib as typeof import('../lib')).isr({ logger: recorder.logger });
+  const cache = freshLib().isr({ logger: recorder.logger });
   cleanups.push(() => cache.close());
   const app = express();
   app.use(cache);

@@ -16,18 +16,9 @@ import request from 'supertest';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';
+import { freshLib } from './helpers/fresh-lib';
 
 type Lib = typeof import('../lib');
-
-/** A fresh copy of the library, with nothing printed yet. */
-function freshLib(): Lib {
-  let lib: Lib | undefined;
-  jest.isolateModules(() => {
-    lib = require('../lib') as Lib;
-  });
-  if (lib === undefined) throw new Error('could not load ../lib');
-  return lib;
-}
 
 const CODES = [
   'ISR_SHORT_REVALIDATE',
