@@ -152,7 +152,14 @@ export class ColdFlights {
           return { entry: stored };
         }
       }
-      const { entry, response } = await this.render(req, res, handOver, variantKey, target, forget);
+      const { entry, response } = await this.render(
+        req,
+        res,
+        handOver,
+        variantKey,
+        { ...target, hung: () => flight?.hung },
+        forget,
+      );
       if (entry === undefined && failedRender(response)) {
         // Already counted (and its waiters answered) when it ran past the deadline.
         if (flight?.hung !== undefined) return { failure: flight.hung };

@@ -14,7 +14,7 @@ import {
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
 import { answeredNotModified, relayHead, sameVariant } from './relay';
-import { answerFailure, errorMayBeShared } from './render-failures';
+import { answerFailure, errorMayBeShared, type RenderFailure } from './render-failures';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
@@ -45,6 +45,11 @@ export interface MissTarget {
   vary: string[];
   /** The headers to render with, when already chosen from a visitor's (`sharedRequestHeaders`). */
   requestHeaders?: Record<string, string>;
+  /**
+   * The failure the render's flight recorded when it ran past `regenerateTimeout` (its waiters
+   * got it), so the visitor it was made for is answered alike.
+   */
+  hung?: () => RenderFailure | undefined;
 }
 
 /**
@@ -274,9 +279,14 @@ export function renderMiss(
   const deadline = setTimeout(() => {
     if (visitor === 'undecided') {
       visitor = 'done';
-      const failed = { kind: 'timed-out', attempt: 1, retryAt: options.now() + 1000 } as const;
       const now = options.now();
-      answerFailure(req, res, { ...failed, answer: undefined }, now, options.cacheStatus, false);
+      const failure = target.hung?.() ?? {
+        kind: 'timed-out',
+        attempt: 1,
+        retryAt: now + options.regenerateTimeout,
+        answer: undefined,
+      };
+      answerFailure(req, res, failure, now, options.cacheStatus, false);
     }
     const cutOffLater = setTimeout(() => {
       failure = `the render took longer than ${2 * options.regenerateTimeout} ms`;
