@@ -6,7 +6,7 @@ import { hopByHop } from './entry';
 /** First retry of a failed cold render after about a second, doubling up to `regenerateTimeout`. */
 const FIRST_RETRY_MS = 1000;
 /** Failure records kept; the oldest are forgotten past this (they only shorten a backoff). */
-export const MAX_RENDER_FAILURES = 10_000;
+const MAX_RENDER_FAILURES = 10_000;
 /** Bytes of error pages held for sharing, all records together; the oldest go first past it. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
