@@ -15,6 +15,8 @@ function page(version: string): CacheEntry {
     etag: `"${version}"`,
     generatedAt: 0,
     revalidate: 60,
+    maxStale: false,
+    staleIfError: false,
     tags: [],
     url: '/a',
     requestHeaders: {},

@@ -313,7 +313,7 @@ describe('two instances on a 3-master Redis Cluster', () => {
       await spreadOverMasters(
         5,
         (i) => `topic-${i}`,
-        (tag) => redisKey(`isr-clock:stale:tag:${tag}`),
+        (tag) => redisKey(`isr-tag-clock:stale:tag:${tag}`),
       )
     ).map(({ name }) => name);
     const path = '/tagged';
@@ -340,10 +340,10 @@ describe('two instances on a 3-master Redis Cluster', () => {
     }
 
     // The clocks were written where their slots live: on all three masters.
-    const clocks = await cluster.keysByNode(`${namespace}::isr-clock:stale:tag:*`);
+    const clocks = await cluster.keysByNode(`${namespace}::isr-tag-clock:stale:tag:*`);
     for (const tag of tags) {
-      const port = await cluster.nodeOf(redisKey(`isr-clock:stale:tag:${tag}`));
-      expect(clocks.get(port)).toContain(redisKey(`isr-clock:stale:tag:${tag}`));
+      const port = await cluster.nodeOf(redisKey(`isr-tag-clock:stale:tag:${tag}`));
+      expect(clocks.get(port)).toContain(redisKey(`isr-tag-clock:stale:tag:${tag}`));
     }
     expect([...clocks.values()].filter((keys) => keys.length > 0).length).toBe(3);
 

@@ -21,6 +21,8 @@ function entry(): CacheEntry {
     etag: '"page"',
     generatedAt: GENERATED_AT,
     revalidate: 60,
+    maxStale: 86_400,
+    staleIfError: 86_400,
     tags: ['posts'],
     url: '/page',
     requestHeaders: {},
@@ -61,11 +63,11 @@ describe('replayed headers, reused only for the same state, age and settings', (
     const hitAgain = await replayed(page, 'HIT', 5, defaults);
     expect(hit).toMatchObject({
       state: 'HIT',
-      cacheControl: 's-maxage=55, stale-while-revalidate=60',
+      cacheControl: 's-maxage=60, stale-while-revalidate=86400, stale-if-error=172800',
     });
     expect(stale).toMatchObject({
       state: 'STALE',
-      cacheControl: 's-maxage=0, stale-while-revalidate=60',
+      cacheControl: 's-maxage=0, stale-while-revalidate=86400, stale-if-error=172800',
     });
     expect(hitAgain).toEqual(hit);
   });
@@ -78,12 +80,12 @@ describe('replayed headers, reused only for the same state, age and settings', (
     expect(plain.cacheStatus).toBe('express-isr; fwd=uri-miss; stored');
   });
 
-  test('a new second gives a new Age and s-maxage', async () => {
+  test('a new second gives a new Age (and the same lifetimes: Age counts the seconds spent)', async () => {
     const page = entry();
     expect(await replayed(page, 'HIT', 1, defaults)).toMatchObject({ age: '1' });
     expect(await replayed(page, 'HIT', 2, defaults)).toMatchObject({
       age: '2',
-      cacheControl: 's-maxage=58, stale-while-revalidate=60',
+      cacheControl: 's-maxage=60, stale-while-revalidate=86400, stale-if-error=172800',
     });
   });
 

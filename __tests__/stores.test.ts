@@ -75,6 +75,8 @@ describe('MemoryStore (unit)', () => {
       etag: '"e"',
       generatedAt: 0,
       revalidate: 60,
+      maxStale: 86_400,
+      staleIfError: 86_400,
       tags: [],
       url: '/x',
       requestHeaders: {},

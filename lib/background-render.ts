@@ -59,7 +59,8 @@ export async function renderInBackground(
   // any other non-2xx is a failure, and the page that was there stays.
   if ((result.status < 200 || result.status >= 300) && !options.statuses.includes(result.status))
     throw new Error(`the app answered ${result.status}`);
-  const { revalidate, tags } = responseConfig(res as IsrResponse, options.revalidate);
+  const policy = responseConfig(res as IsrResponse, options);
+  const { revalidate } = policy;
   const uncacheable =
     result.incomplete ??
     responseUncacheableReason(result.status, result.headers, revalidate, options) ??
@@ -71,8 +72,8 @@ export async function renderInBackground(
     url,
     requestHeaders,
     generatedAt: startedAt,
-    revalidate,
-    tags,
+    ...policy,
+    version: engine.version,
     compressThreshold: options.compressThreshold,
     readsCookies,
     secure,

@@ -4,6 +4,7 @@ import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
   answerFailure,
+  answerStaleIfError,
   failedRender,
   type RenderFailure,
   RenderFailures,
@@ -93,7 +94,7 @@ export class ColdFlights {
     if (this.answerJustRendered(req, res, variantKey)) return;
     if (this.finished.has(variantKey) && (await this.answerJustStored(req, res, variantKey)))
       return;
-    if (this.answerFromFailure(req, res, variantKey)) return;
+    if (this.answerFromFailure(req, res, variantKey, target.fallback)) return;
     const pass = this.passes.get(variantKey);
     if (pass !== undefined) {
       if (this.engine.options.now() >= pass.until) {
@@ -111,7 +112,10 @@ export class ColdFlights {
       // or hung is not repeated by every waiter: they get its answer (`answerFailure`).
       const own = () => this.passOn(res, once(next), variantKey, 'not shareable');
       if (this.waited.has(req)) own();
-      else running.waiting.join((shared) => this.share(req, res, shared, variantKey, own));
+      else
+        running.waiting.join((shared) =>
+          this.share(req, res, shared, variantKey, own, target.fallback),
+        );
       return;
     }
     debug('miss: %s', variantKey);
@@ -196,7 +200,10 @@ export class ColdFlights {
       forget();
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
       // Fail open, unless the app already has the request or it was answered.
-      if (!res.headersSent && !res.writableEnded) handOver();
+      if (res.headersSent || res.writableEnded) return {};
+      if (target.fallback !== undefined)
+        answerStaleIfError(req, res, this.engine, target.fallback, variantKey, undefined);
+      else handOver();
       return {};
     });
     // Past `regenerateTimeout` the render counts as failed (RFC 9110 §15.6.5, 504): its waiters
@@ -233,36 +240,62 @@ export class ColdFlights {
     res: ServerResponse,
     variantKey: string,
     handOver: () => void,
+    fallback?: CacheEntry,
   ): boolean {
     if (this.answerJustRendered(req, res, variantKey)) return true;
-    if (this.answerFromFailure(req, res, variantKey)) return true;
+    if (this.answerFromFailure(req, res, variantKey, fallback)) return true;
     const running = this.renderingNow(variantKey);
     if (running === undefined) return false;
     running.waiting.join((shared) =>
-      this.share(req, res, shared, variantKey, () => {
-        this.waited.add(req);
-        handOver();
-      }),
+      this.share(
+        req,
+        res,
+        shared,
+        variantKey,
+        () => {
+          this.waited.add(req);
+          handOver();
+        },
+        fallback,
+      ),
     );
     return true;
   }
 
   /**
    * A page whose render is hung, or failed and is backing off, is answered from that failure
-   * without rendering: a herd on a failing page costs one render per backoff window, not one
-   * per request.
+   * without rendering — or with `fallback`, its last good version within `staleIfError`: a
+   * herd on a failing page costs one render per backoff window, not one per request.
    */
   private answerFromFailure(
     req: IncomingMessage,
     res: ServerResponse,
     variantKey: string,
+    fallback: CacheEntry | undefined,
   ): boolean {
     const failure = this.flights.get(variantKey)?.hung ?? this.failures.active(variantKey);
     if (failure === undefined) return false;
+    this.answerFailed(req, res, variantKey, failure, fallback);
+    return true;
+  }
+
+  /** A failed render's answer: its stale stand-in (RFC 5861) when there is one, else its error. */
+  private answerFailed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    variantKey: string,
+    failure: RenderFailure,
+    fallback: CacheEntry | undefined,
+    collapsed = true,
+  ): void {
+    const { options } = this.engine;
+    if (fallback !== undefined) {
+      answerStaleIfError(req, res, this.engine, fallback, variantKey, failure.answer?.status);
+      return;
+    }
     debug('miss: %s answered from its failed render (attempt %d)', variantKey, failure.attempt);
     this.engine.observer.miss(variantKey);
-    answerFailure(req, res, failure, this.engine.options.now(), this.engine.options.cacheStatus);
-    return true;
+    answerFailure(req, res, failure, options.now(), options.cacheStatus, collapsed);
   }
 
   /**
@@ -392,6 +425,7 @@ export class ColdFlights {
     shared: Outcome | undefined,
     variantKey: string,
     otherwise: () => void,
+    fallback: CacheEntry | undefined,
   ): void {
     const { options } = this.engine;
     if (shared === undefined || shared.failure !== undefined) {
@@ -402,9 +436,8 @@ export class ColdFlights {
           retryAt: options.now() + options.regenerateTimeout,
           answer: undefined,
         };
-      debug('miss: %s answered with the failure of the render it waited for', variantKey);
-      this.engine.observer.miss(variantKey);
-      answerFailure(req, res, failure, options.now(), options.cacheStatus);
+      debug('miss: %s: the render it waited for failed', variantKey);
+      this.answerFailed(req, res, variantKey, failure, fallback);
       return;
     }
     const entry = shared.entry;

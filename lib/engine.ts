@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { type Freshness, freshness } from './freshness';
+import { type Freshness, freshness, usefulLifeMs } from './freshness';
 import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
 import type { Lock } from './lease';
 import { Observer } from './observe';
@@ -13,7 +13,7 @@ import type { CacheEvent, RedisEvents } from './stores/redis-events';
 import { type Backend, openTiers, type Walk } from './stores/tiers';
 import type { MemoryTagClocks, TagClocks } from './tag-clocks';
 import { TagIndex } from './tag-index';
-import type { CacheEntry, RequestHandler, StoredValue } from './types';
+import { type CacheEntry, isEntry, type RequestHandler, type StoredValue } from './types';
 import { warnOnce } from './warnings';
 
 /** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
@@ -34,10 +34,13 @@ export interface Lookup {
 /** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
 export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
 
-/** A page, not a Vary record (what a variant key should hold). */
+/** A page, not a Vary record nor a version pointer (what a variant key should hold). */
 function entryOf(value: StoredValue | undefined): CacheEntry | undefined {
-  return value === undefined || isVaryRecord(value) ? undefined : value;
+  return isEntry(value) ? value : undefined;
 }
+
+/** How much longer a page's tag clocks are held than the page: its write may come late. */
+const CLOCK_HOLD_MARGIN_MS = 60_000;
 
 /** The `vary` of a URL whose responses vary on nothing: shared, never written to. */
 const NO_VARY: string[] = Object.freeze([]) as unknown as string[];
@@ -60,6 +63,8 @@ export class Engine {
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
+  /** The deploy `version`, with a shared store (the memory store starts empty anyway). */
+  readonly version: string | undefined;
   /** What URLs are cleaned of before they reach debug lines, events and `onError`. */
   readonly redactor = new Redactor();
   /** Counts and events: `cache.stats()`, `cache.on(...)`. */
@@ -92,6 +97,7 @@ export class Engine {
     this.l1 = tiers.l1;
     this.events = tiers.events;
     this.owned = tiers.owned;
+    this.version = this.isLocalStore ? undefined : options.version;
   }
 
   /** Starts what runs in the background (the L1 events); idempotent. */
@@ -192,8 +198,22 @@ export class Engine {
     return canonical;
   }
 
+  /**
+   * The store key of a request's page: the `key` option's (the URL by default), behind this
+   * deploy's version when there is one, so that each version keeps its own pages.
+   */
   keyFor(req: IncomingMessage, url: string): string {
-    return this.options.key ? this.options.key(req, url) : url;
+    return this.versioned(this.options.key ? this.options.key(req, url) : url);
+  }
+
+  /** `keyFor` of a request the cache makes itself (inspection, prerender): no visitor headers. */
+  keyForUrl(url: string, headers: IncomingMessage['headers'] = {}): string {
+    return this.keyFor({ method: 'GET', url, headers } as IncomingMessage, url);
+  }
+
+  /** `key` as `version` (default: this one) stores it. */
+  versioned(key: string, version = this.version): string {
+    return version === undefined ? key : `v:${version}:${key}`;
   }
 
   async lookup(key: string, headers: IncomingMessage['headers']): Promise<Lookup> {
@@ -201,7 +221,32 @@ export class Engine {
     const local = this.peek(key, headers);
     if (local !== undefined) return local;
     const found = await this.find(key, headers);
+    if (found.entry === undefined && this.version !== undefined) {
+      const earlier = await this.findEarlierVersion(key, headers);
+      if (earlier !== undefined) return { ...earlier, key, local: false, epoch };
+    }
     return { ...found, key, local: false, epoch };
+  }
+
+  /**
+   * Right after a deploy, this version has no page yet where the previous one had: that page,
+   * found through the pointer the last save of the URL left, is served `STALE` (freshness never
+   * calls another version's page fresh) while this version renders its own at its own key.
+   */
+  private async findEarlierVersion(
+    key: string,
+    headers: IncomingMessage['headers'],
+  ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'> | undefined> {
+    const own = this.versioned('');
+    const base = key.slice(own.length);
+    const pointer = await this.store.get(`isr-latest:${base}`);
+    if (pointer === undefined || !('latest' in pointer) || pointer.latest === this.version)
+      return undefined;
+    const theirs = await this.find(this.versioned(base, pointer.latest), headers);
+    if (theirs.entry === undefined) return undefined;
+    debug('lookup: %s missing, version %s has it', key, pointer.latest);
+    // Stored again under this version's key: the variant of the same headers.
+    return { ...theirs, variantKey: variantKeyOf(key, theirs.vary, headers) };
   }
 
   /**
@@ -230,7 +275,7 @@ export class Engine {
   ): Pick<Lookup, 'entry' | 'variantKey' | 'vary'> {
     const found = tier.get(key);
     if (found === undefined || !isVaryRecord(found)) {
-      return { entry: found, variantKey: key, vary: NO_VARY };
+      return { entry: entryOf(found), variantKey: key, vary: NO_VARY };
     }
     const variantKey = variantKeyOf(key, found.vary, headers);
     return { entry: entryOf(tier.get(variantKey)), variantKey, vary: found.vary };
@@ -239,7 +284,7 @@ export class Engine {
   /** `freshness` for what `peek` found: its clocks (memory, or L1's mirror) answer at once. */
   freshnessNow(entry: CacheEntry, found: Lookup): Freshness {
     const clocks = (found.local && this.l1 ? this.l1.clocks : this.clocks) as MemoryTagClocks;
-    return freshness(entry, this.options.now(), clocks.read(clockTags(entry)));
+    return freshness(entry, this.options.now(), clocks.read(clockTags(entry)), this.version);
   }
 
   /** `findNow` for the shared store: the same Vary record followed, with an await per read. */
@@ -249,7 +294,7 @@ export class Engine {
   ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
     const found = await this.store.get(key);
     if (found === undefined || !isVaryRecord(found)) {
-      return { entry: found, variantKey: key, vary: NO_VARY };
+      return { entry: entryOf(found), variantKey: key, vary: NO_VARY };
     }
     const variantKey = variantKeyOf(key, found.vary, headers);
     return { entry: entryOf(await this.store.get(variantKey)), variantKey, vary: found.vary };
@@ -265,8 +310,10 @@ export class Engine {
    * for an L1 copy, the shared clocks otherwise. A shared entry found fresh is copied into L1.
    */
   async freshness(entry: CacheEntry, found?: Lookup): Promise<Freshness> {
-    const clocks = found?.local && this.l1 ? this.l1.clocks : this.clocks;
-    const state = freshness(entry, this.options.now(), await clocks.read(clockTags(entry)));
+    const local = found?.local && this.l1;
+    const clocks = local ? this.l1.clocks : this.clocks;
+    const times = await clocks.read(clockTags(entry), local ? undefined : entry.storedAt);
+    const state = freshness(entry, this.options.now(), times, this.version);
     if (found !== undefined && !found.local && state.state === 'fresh' && this.l1) {
       if (found.vary.length > 0) this.l1.put(found.key, { vary: found.vary }, found.epoch);
       this.l1.put(found.variantKey, entry, found.epoch);
@@ -289,25 +336,39 @@ export class Engine {
   async save(key: string, entry: CacheEntry, vary: string[]): Promise<SaveOutcome> {
     let target = key;
     const epoch = this.l1?.epoch ?? 0;
+    // In a shared store every key lives as long as the page may be of use, and no longer
+    // (README, "Running many instances"); the memory store keeps to its byte budget instead.
+    const ttl = this.isLocalStore ? undefined : usefulLifeMs(entry);
+    if (ttl !== undefined) {
+      // The clocks that judge the page first: it is never stored without them (see
+      // stores/redis-tag-clocks.ts), and they outlive it.
+      const at = this.options.now();
+      const held = await this.clocks.hold?.(clockTags(entry), at, ttl + CLOCK_HOLD_MARGIN_MS);
+      if (held === false) {
+        debug('store: %s not kept, its tag clocks could not be written', key);
+        return 'unavailable';
+      }
+      entry.storedAt = at;
+    }
     if (vary.length > 0) {
-      await this.store.set(key, { vary });
+      await this.store.set(key, { vary }, ttl);
       this.l1?.put(key, { vary }, epoch);
       target = variantKeyOf(key, vary, entry.requestHeaders);
     }
-    const current = await this.store.get(target);
-    if (
-      current !== undefined &&
-      !isVaryRecord(current) &&
-      current.generatedAt > entry.generatedAt
-    ) {
+    const current = entryOf(await this.store.get(target));
+    if (current !== undefined && current.generatedAt > entry.generatedAt) {
       debug('store: %s kept, a newer render is already stored', target);
       return 'newer-kept';
     }
-    const ok = await this.store.set(target, entry);
+    const ok = await this.store.set(target, entry, ttl);
     if (ok !== false) {
       this.index.add({ key, variantKey: target }, clockTags(entry));
       this.l1?.put(target, entry, epoch);
       await this.broadcast({ type: 'set', key: target });
+      if (this.version !== undefined) {
+        const base = key.slice(this.versioned('').length);
+        await this.store.set(`isr-latest:${base}`, { latest: this.version }, ttl);
+      }
     }
     debug(
       'store: %s (%d bytes%s%s; %s)%s',

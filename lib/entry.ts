@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Captured } from './capture';
 import { headerText } from './eligibility';
+import type { PagePolicy } from './response-config';
 import type { CacheEntry } from './types';
 
 const gzip = promisify(zlib.gzip);
@@ -30,12 +31,13 @@ const NOT_STORED = new Set([
   'x-isr-cache',
 ]);
 
-export interface EntryContext {
+export interface EntryContext extends Omit<PagePolicy, 'tags'> {
   url: string;
   requestHeaders: Record<string, string>;
   generatedAt: number;
-  revalidate: number | false;
   tags: readonly string[];
+  /** The deploy version rendering it (shared stores only). */
+  version: string | undefined;
   /** Pages at least this large get br and gzip variants; `false` = never. */
   compressThreshold: number | false;
   /** The render looked for the Cookie header. */
@@ -56,12 +58,15 @@ export async function buildEntry(captured: Captured, context: EntryContext): Pro
     etag,
     generatedAt: context.generatedAt,
     revalidate: context.revalidate,
+    maxStale: context.maxStale,
+    staleIfError: context.staleIfError,
     tags: mergeTags(context.tags, captured.headers),
     url: context.url,
     requestHeaders: context.requestHeaders,
     readsCookies: context.readsCookies,
   };
   if (context.secure) entry.secure = true;
+  if (context.version !== undefined) entry.version = context.version;
   if (context.compressThreshold !== false && body.length >= context.compressThreshold) {
     // zlib's async API runs on the thread pool: compression never blocks the event loop.
     const [gz, br] = await Promise.all([

@@ -1,7 +1,7 @@
-import { type Engine, isVaryRecord } from './engine';
+import type { Engine } from './engine';
 import type { Regenerator } from './regenerate';
 import { waitAtMost } from './timeout';
-import type { CacheEntry, IsrRequest } from './types';
+import { type CacheEntry, isEntry } from './types';
 
 /** What the cache holds for one page, and in what state: `cache.entry()`, `GET /entry`. */
 export interface EntryInfo {
@@ -47,9 +47,7 @@ export class Inspector {
 
   async entry(path: string): Promise<EntryInfo | undefined> {
     const { url } = this.engine.canonical(path);
-    const key = this.engine.options.key
-      ? this.engine.options.key({ method: 'GET', url, headers: {} } as IsrRequest, url)
-      : url;
+    const key = this.engine.keyForUrl(url);
     const found = await this.engine.lookup(key, {});
     return found.entry && this.describe(found.variantKey, found.entry);
   }
@@ -76,7 +74,9 @@ export class Inspector {
         if (step === undefined) return { entries, truncated: true };
         if (step.done) return { entries, truncated: false };
         const [key, value] = step.value;
-        if (isVaryRecord(value) || !value.url.startsWith(prefix)) continue;
+        // Pages of this deploy's version only: another version's are not this process's to show.
+        if (!isEntry(value) || value.version !== this.engine.version) continue;
+        if (!value.url.startsWith(prefix)) continue;
         if (entries.length >= limit) return { entries, truncated: true }; // one more than fits
         entries.push(await this.describe(key, value));
       }

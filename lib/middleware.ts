@@ -186,18 +186,26 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     // when that page's render never read cookies: the middleware decides the rest.
     const personal = isPersonal(req);
     if (personal && found?.entry?.readsCookies !== false) return false;
+    let fallback: CacheEntry | undefined;
     if (found?.entry !== undefined) {
-      const { state } = engine.freshnessNow(found.entry, found);
-      if (state === 'fresh') {
+      const state = engine.freshnessNow(found.entry, found);
+      if (state.state === 'fresh') {
         replayHit(req, res, found.entry, found.variantKey);
         return true;
       }
-      if (state === 'stale') return false;
+      if (state.state === 'stale') return false;
+      if (state.onError) fallback = found.entry;
     }
     if (personal) return false;
     // Not in memory: while a page is being rendered its variant key is its URL's key, unless
     // the store knows it varies, which only the middleware's lookup can tell.
-    return cold.joinBeforeApp(req, res, found?.variantKey ?? key, () => passToApp(app, req, res));
+    return cold.joinBeforeApp(
+      req,
+      res,
+      found?.variantKey ?? key,
+      () => passToApp(app, req, res),
+      fallback,
+    );
   }
 
   function replayHit(
@@ -250,7 +258,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       debug('expired: %s (%s)', variantKey, state.reason);
     }
     installResponseConfig(res);
-    cold.serve(req, res, next, variantKey, { key, url, vary }).catch((error) => {
+    // Past `maxStale`, the page is rendered with the visitor waiting; within `staleIfError` it
+    // still answers should that render fail.
+    const fallback = state?.state === 'expired' && state.onError ? entry : undefined;
+    cold.serve(req, res, next, variantKey, { key, url, vary, fallback }).catch((error) => {
       engine.reporter.error(error, { phase: 'miss', key });
       if (!res.headersSent && !res.writableEnded) next();
     });

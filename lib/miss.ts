@@ -14,7 +14,12 @@ import {
 import type { Engine } from './engine';
 import { buildEntry, strongEtag } from './entry';
 import { answeredNotModified, relayHead, sameVariant } from './relay';
-import { answerFailure, errorMayBeShared, type RenderFailure } from './render-failures';
+import {
+  answerFailure,
+  answerStaleIfError,
+  errorMayBeShared,
+  type RenderFailure,
+} from './render-failures';
 import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
@@ -50,6 +55,11 @@ export interface MissTarget {
    * got it), so the visitor it was made for is answered alike.
    */
   hung?: () => RenderFailure | undefined;
+  /**
+   * The page's last stored version, past `maxStale` but within `staleIfError`: it answers
+   * instead of an error should this render fail (RFC 5861).
+   */
+  fallback?: CacheEntry;
 }
 
 /**
@@ -125,6 +135,17 @@ export function renderMiss(
   /** The shared render was cut off on purpose: nothing to store, and no failure either. */
   let cutOff: string | undefined;
 
+  /**
+   * The render failed (`status` when it answered): a page within `staleIfError` answers the
+   * visitor in its place. False when there is none, or the visitor was answered already.
+   */
+  const staleInstead = (status: number | undefined): boolean => {
+    if (target.fallback === undefined || visitor !== 'undecided' || res.headersSent) return false;
+    visitor = 'done';
+    answerStaleIfError(req, res, engine, target.fallback, target.key, status);
+    return true;
+  };
+
   /** The visitor's own request goes on to the app; with `error`, to its error handling. */
   const ownRender = (reason: string, error?: unknown) => {
     if (visitor !== 'undecided') return;
@@ -149,7 +170,10 @@ export function renderMiss(
       if (visitor !== 'undecided' || res.headersSent) return;
       const status = shared.res.statusCode;
       const headers = shared.res.getHeaders();
-      const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
+      const { revalidate, maxStale, staleIfError, tags } = responseConfig(
+        shared.res as IsrResponse,
+        options,
+      );
       const vary = varyNames(headers);
       const reason =
         responseUncacheableReason(status, headers, revalidate, options) ??
@@ -157,6 +181,8 @@ export function renderMiss(
         unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, vary);
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
+        // The render goes on (it is recorded as failed); the visitor has the stale page.
+        if (status >= 500 && staleInstead(status)) return;
         if (status >= 500 && errorMayBeShared(headers)) {
           // Its waiters get the same page, and the requests of the next second too (see
           // cold-flight.ts): `Retry-After` says when it is rendered again.
@@ -200,6 +226,8 @@ export function renderMiss(
       engine.observer.miss(target.key);
       const control = options.cacheControl?.({
         revalidate,
+        maxStale,
+        staleIfError,
         age: 0,
         state: 'MISS',
         appCacheControl: headerText(headers['cache-control']) || undefined,
@@ -261,14 +289,14 @@ export function renderMiss(
         // or — without being rendered again — to its error handling, with the same error.
         if (err) failure = `error: ${err instanceof Error ? err.message : String(err)}`;
         else cutOff = 'no route';
-        ownRender(failure ?? 'no route', err || undefined);
+        if (!(err && staleInstead(undefined))) ownRender(failure ?? 'no route', err || undefined);
         if (!shared.res.headersSent) shared.res.statusCode = err ? 500 : 404;
         shared.res.end();
       });
     }
   } catch (error) {
     failure = `error: ${error instanceof Error ? error.message : String(error)}`;
-    ownRender(failure, error);
+    if (!staleInstead(undefined)) ownRender(failure, error);
     shared.res.destroy();
   }
 
@@ -277,7 +305,9 @@ export function renderMiss(
   // be stored; one still running `regenerateTimeout` later is cut off (an Express 4 route
   // whose promise rejected never ends its response), so that the page is tried again.
   const deadline = setTimeout(() => {
-    if (visitor === 'undecided') {
+    if (staleInstead(undefined)) {
+      // Answered with the page's last good version; the render may still end and be stored.
+    } else if (visitor === 'undecided') {
       visitor = 'done';
       const now = options.now();
       const failure = target.hung?.() ?? {
@@ -304,8 +334,11 @@ export function renderMiss(
   return captured.then(async (result) => {
     clearTimeout(deadline);
     if (visitor === 'relay' && result.incomplete === 'aborted') res.destroy(); // cut off: so is the copy
-    if (visitor === 'undecided') ownRender(result.incomplete ?? 'no answer'); // destroyed before any byte
-    const { revalidate, tags } = responseConfig(shared.res as IsrResponse, options.revalidate);
+    // Destroyed before any byte: a failure, unless it was the cache's own cut-off.
+    if (visitor === 'undecided' && !(result.incomplete !== undefined && staleInstead(undefined)))
+      ownRender(result.incomplete ?? 'no answer');
+    const policy = responseConfig(shared.res as IsrResponse, options);
+    const { revalidate } = policy;
     if (
       failure !== undefined ||
       (cutOff === undefined && (result.status >= 500 || result.incomplete === 'aborted'))
@@ -339,8 +372,8 @@ export function renderMiss(
       url: target.url,
       requestHeaders,
       generatedAt,
-      revalidate,
-      tags,
+      ...policy,
+      version: engine.version,
       readsCookies,
       secure: encrypted,
     };

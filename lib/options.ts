@@ -48,6 +48,28 @@ export interface IsrOptions {
    * @default 60
    */
   revalidate?: number | false;
+  /**
+   * Seconds past the revalidate window (or past an on-demand `stale`) a page may still be
+   * served `STALE` while it regenerates; past that, the next request renders it (`MISS`).
+   * `false` = no limit. A route overrides it with `res.isr({ maxStale })`.
+   * @default 86400 (one day)
+   */
+  maxStale?: number | false;
+  /**
+   * Seconds past `maxStale` a page may still be served `STALE` when the render it needs fails
+   * (throws, answers 5xx, times out), instead of the error (RFC 5861 `stale-if-error`).
+   * `0` = never, `false` = no limit. A route overrides it with `res.isr({ staleIfError })`.
+   * @default 86400 (one day)
+   */
+  staleIfError?: number | false;
+  /**
+   * The build this process runs (a build id, a git sha). With a shared store, pages rendered by
+   * one version are never served as fresh by another: each version stores its own, and a page
+   * only another version has is served `STALE` while this one renders its own (README, "Deploying
+   * a new version"). Ignored by the memory store, which starts empty with every process.
+   * @default undefined
+   */
+  version?: string;
   /** Statuses that may be stored. @default [200] */
   statuses?: number[];
   /** Media-type patterns that may be stored (`text/*`, `*\/*` for all). @default ['text/html'] */
@@ -160,6 +182,9 @@ const OPTION_NAMES = [
   'lock',
   'maxSize',
   'revalidate',
+  'maxStale',
+  'staleIfError',
+  'version',
   'statuses',
   'contentTypes',
   'ignoreQuery',
@@ -199,6 +224,9 @@ export interface ResolvedOptions {
   lock: Lock | undefined;
   maxSize: number;
   revalidate: number | false;
+  maxStale: number | false;
+  staleIfError: number | false;
+  version: string | undefined;
   statuses: number[];
   contentTypes: string[];
   ignoreQuery: string[];
@@ -234,6 +262,8 @@ export interface ResolvedOptions {
 const DEFAULTS = {
   maxSize: 50 * 1024 * 1024,
   revalidate: 60 as number | false,
+  maxStale: 86_400 as number | false,
+  staleIfError: 86_400 as number | false,
   statuses: [200],
   contentTypes: ['text/html'],
   ignoreQuery: ['utm_*', 'fbclid', 'gclid', 'msclkid'],
@@ -290,6 +320,11 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   positive('maxSize', o.maxSize);
   if (o.revalidate !== false && !(isNumber(o.revalidate) && o.revalidate >= 0)) {
     fail('revalidate', 'a number of seconds >= 0 or false', o.revalidate);
+  }
+  checkSeconds(o.maxStale, 'maxStale');
+  checkSeconds(o.staleIfError, 'staleIfError');
+  if (o.version !== undefined && (typeof o.version !== 'string' || !VERSION.test(o.version))) {
+    fail('version', 'a build id of 1 to 128 visible ASCII characters, like a git sha', o.version);
   }
   if (
     !Array.isArray(o.statuses) ||
@@ -354,6 +389,9 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     lock: o.lock,
     maxSize: o.maxSize,
     revalidate: o.revalidate,
+    maxStale: o.maxStale,
+    staleIfError: o.staleIfError,
+    version: o.version,
     statuses: [...o.statuses],
     contentTypes: o.contentTypes.map((t) => t.toLowerCase()),
     ignoreQuery: [...o.ignoreQuery],
@@ -391,12 +429,15 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   };
 }
 
-/** Checks a `res.isr()` revalidate value; shared with the route-level API. */
-export function checkRevalidate(value: unknown, where: string): asserts value is number | false {
+/** Checks a number of seconds or `false` (revalidate, maxStale, staleIfError), here or in `res.isr()`. */
+export function checkSeconds(value: unknown, where: string): asserts value is number | false {
   if (value !== false && !(isNumber(value) && value >= 0)) {
     fail(where, 'a number of seconds >= 0 or false', value);
   }
 }
+
+/** A deploy version goes into store keys: visible ASCII, no spaces, bounded. */
+const VERSION = /^[\x21-\x7e]{1,128}$/;
 
 function isNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);

@@ -1,7 +1,7 @@
 import { renderInBackground } from './background-render';
 import { type Engine, LEASE_TTL_MS } from './engine';
 import { debug } from './report';
-import type { IsrRequest, RequestHandler } from './types';
+import type { RequestHandler } from './types';
 
 /** Options of `cache.prerender()`. */
 export interface PrerenderOptions {
@@ -73,9 +73,7 @@ async function prerenderOne(
   const { url } = engine.canonical(path);
   // No visitor is involved: the render sees the configured host, nothing else.
   const requestHeaders = { host: options.host ?? 'localhost', 'accept-encoding': 'identity' };
-  const key = options.key
-    ? options.key({ method: 'GET', url, headers: { ...requestHeaders } } as IsrRequest, url)
-    : url;
+  const key = engine.keyForUrl(url, { ...requestHeaders });
   const isFresh = async () => {
     const found = await engine.lookup(key, requestHeaders);
     const fresh =

@@ -1,7 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Captured } from './capture';
 import { headerText } from './eligibility';
+import type { Engine } from './engine';
 import { hopByHop } from './entry';
+import { replay } from './replay';
+import { debug } from './report';
+import type { CacheEntry } from './types';
 
 /** First retry of a failed cold render after about a second, doubling up to `regenerateTimeout`. */
 const FIRST_RETRY_MS = 1000;
@@ -186,4 +190,31 @@ export function answerFailure(
   res.writeHead(status);
   if (req.method === 'HEAD') res.end();
   else res.end(body);
+}
+
+/**
+ * RFC 5861 `stale-if-error`: a page past `maxStale` whose render failed is answered with its
+ * last good version (`STALE`, `Cache-Status: …; detail="stale-if-error"`) instead of the error,
+ * while it is within `staleIfError` (freshness.ts). `status` is the failed render's, if it
+ * answered at all.
+ */
+export function answerStaleIfError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  engine: Engine,
+  page: CacheEntry,
+  variantKey: string,
+  status: number | undefined,
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const now = engine.options.now();
+  debug('stale: %s served in place of its failed render (stale-if-error)', variantKey);
+  engine.observer.stale(variantKey, Math.floor((now - page.generatedAt) / 1000), 'stale-if-error');
+  replay(req, res, page, 'STALE', now, engine.options, false, {
+    forwarded: status,
+    reason: 'stale-if-error',
+  });
 }

@@ -2,7 +2,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import { cdnTagValue, planCdnTags, warnCdnTags } from './cdn-tags';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
-import { cacheStatusValue } from './state-header';
+import { cacheStatusValue, type StateDetail } from './state-header';
 import type { CacheEntry } from './types';
 import { warnOnce } from './warnings';
 
@@ -11,6 +11,10 @@ export type CacheState = 'HIT' | 'STALE' | 'MISS';
 /** Builds the `Cache-Control` sent downstream, or `undefined` for none. */
 export type CacheControlBuilder = (info: {
   revalidate: number | false;
+  /** Seconds it may be served stale once stale (`false`: no limit). */
+  maxStale: number | false;
+  /** Seconds past `maxStale` it may stand in for a failed render (`false`: no limit). */
+  staleIfError: number | false;
   age: number;
   state: CacheState;
   /** The app's own Cache-Control, if it set one. */
@@ -21,22 +25,29 @@ export type CacheControlBuilder = (info: {
 export const ONE_YEAR = 31_536_000;
 
 /**
- * The default Cache-Control for shared caches in front (CDNs): the app's own directives,
- * with `s-maxage` set to the seconds of freshness left and `stale-while-revalidate` to the
- * page's window, so a CDN behaves like this cache does. Browsers ignore `s-maxage`.
+ * The default Cache-Control for shared caches in front (CDNs): the app's own directives, with
+ * the page's own policy, so that a CDN keeps it as this cache does. The `Age` header sent with
+ * it counts the seconds already spent (RFC 9111 §4.2.3), so the lifetimes are whole: `s-maxage`
+ * is the window (0 once stale), `stale-while-revalidate` how long it may then be served stale
+ * (RFC 5861: after it went stale) and `stale-if-error` that plus `staleIfError`. A STALE
+ * answer counts its stale time from now: a CDN then refetches it sooner, never later.
+ * Browsers ignore all three.
  */
 export const defaultCacheControl: CacheControlBuilder = ({
   revalidate,
-  age,
+  maxStale,
+  staleIfError,
   state,
   appCacheControl,
 }) => {
-  const window = revalidate === false ? ONE_YEAR : revalidate;
-  const remaining = state === 'STALE' ? 0 : Math.max(0, window - age);
-  return `${appDirectives(appCacheControl)}s-maxage=${remaining}, stale-while-revalidate=${window}`;
+  const window = state === 'STALE' ? 0 : revalidate === false ? ONE_YEAR : revalidate;
+  const stale = maxStale === false ? ONE_YEAR : maxStale;
+  const onError = staleIfError === false ? ONE_YEAR : Math.min(ONE_YEAR, stale + staleIfError);
+  const ifError = staleIfError === 0 ? '' : `, stale-if-error=${onError}`;
+  return `${appDirectives(appCacheControl)}s-maxage=${window}, stale-while-revalidate=${stale}${ifError}`;
 };
 
-/** The app's directives without the two we set, parsed once per distinct header value. */
+/** The app's directives without the three we set, parsed once per distinct header value. */
 const directivesMemo = new Map<string, string>();
 
 function appDirectives(appCacheControl: string | undefined): string {
@@ -46,7 +57,7 @@ function appDirectives(appCacheControl: string | undefined): string {
     const own = appCacheControl
       .split(',')
       .map((d) => d.trim())
-      .filter((d) => d !== '' && !/^(s-maxage|stale-while-revalidate)\b/i.test(d));
+      .filter((d) => d !== '' && !/^(s-maxage|stale-while-revalidate|stale-if-error)\b/i.test(d));
     kept = own.length > 0 ? `${own.join(', ')}, ` : '';
     if (directivesMemo.size >= 256) directivesMemo.clear(); // apps send a handful of values
     directivesMemo.set(appCacheControl, kept);
@@ -160,9 +171,12 @@ function headFor(
   age: number,
   collapsed: boolean,
   settings: ReplaySettings,
+  /** A rare answer's own `Cache-Status` detail (stale-if-error): its head is not kept. */
+  detail?: StateDetail,
 ): Head {
   const last = p.last;
   if (
+    detail === undefined &&
     last !== undefined &&
     last.age === age &&
     last.state === state &&
@@ -189,19 +203,21 @@ function headFor(
     // A MISS replayed from an entry (shared from a render this request waited for, or stored
     // by another instance) forwards what is stored: `stored`, like the render's own MISS.
     const stored = state === 'MISS';
-    common.push('cache-status', cacheStatusValue(state, { ttl, collapsed, stored }));
+    common.push('cache-status', cacheStatusValue(state, detail ?? { ttl, collapsed, stored }));
   }
   if (tags !== undefined && settings.cdnTags !== false) common.push(settings.cdnTags, tags);
   if (p.vary !== undefined) common.push('vary', p.vary);
   const control =
     settings.cacheControl?.({
       revalidate: entry.revalidate,
+      maxStale: entry.maxStale,
+      staleIfError: entry.staleIfError,
       age,
       state,
       appCacheControl: p.appCacheControl,
     }) ?? p.appCacheControl;
   if (control !== undefined) common.push('cache-control', control);
-  p.last = {
+  const head: Head = {
     state,
     age,
     collapsed,
@@ -211,7 +227,8 @@ function headFor(
     br: undefined,
     gzip: undefined,
   };
-  return p.last;
+  if (detail === undefined) p.last = head;
+  return head;
 }
 
 /** `head.common` with the headers of the body sent (built once per head and body). */
@@ -241,10 +258,11 @@ export function replay(
   now: number,
   settings: ReplaySettings,
   collapsed = false,
+  detail?: StateDetail,
 ): void {
   const p = prepare(entry, settings);
   const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
-  const head = headFor(p, entry, state, age, collapsed, settings);
+  const head = headFor(p, entry, state, age, collapsed, settings, detail);
 
   // Headers that middleware mounted before isr() set on this response (a request id, CORS, a
   // nonce) are this request's: the values stored with the page (the first request's) yield.

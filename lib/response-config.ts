@@ -1,10 +1,20 @@
-import { checkRevalidate } from './options';
+import { checkSeconds, type ResolvedOptions } from './options';
 import type { IsrResponse, ResponseIsrConfig } from './types';
 
 const CONFIG = Symbol('express-isr.config');
 
 interface Collected {
   revalidate?: number | false;
+  maxStale?: number | false;
+  staleIfError?: number | false;
+  tags: string[];
+}
+
+/** A page's policy: what the route said, the options filling in what it did not. */
+export interface PagePolicy {
+  revalidate: number | false;
+  maxStale: number | false;
+  staleIfError: number | false;
   tags: string[];
 }
 
@@ -16,13 +26,21 @@ interface Collected {
 function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
   if (typeof config !== 'object' || config === null) {
     throw new TypeError(
-      '[express-isr] res.isr() takes an object like { revalidate: 60, tags: ["posts"] }',
+      '[express-isr] res.isr() takes an object like { revalidate: 60, maxStale: 3600, tags: ["posts"] }',
     );
   }
   const collected = collectedOf(this);
   if (config.revalidate !== undefined) {
-    checkRevalidate(config.revalidate, 'res.isr({ revalidate })');
+    checkSeconds(config.revalidate, 'res.isr({ revalidate })');
     collected.revalidate = config.revalidate;
+  }
+  if (config.maxStale !== undefined) {
+    checkSeconds(config.maxStale, 'res.isr({ maxStale })');
+    collected.maxStale = config.maxStale;
+  }
+  if (config.staleIfError !== undefined) {
+    checkSeconds(config.staleIfError, 'res.isr({ staleIfError })');
+    collected.staleIfError = config.staleIfError;
   }
   if (config.tags !== undefined) {
     // Only the shape is checked here: a wrong type fails on every request, so it shows in
@@ -56,14 +74,16 @@ export function installResponseConfig(res: IsrResponse): void {
   res.isr = setResponseConfig;
 }
 
-/** What the route said, with the global default revalidate filled in. */
+/** What the route said, with the options' defaults filled in. */
 export function responseConfig(
   res: IsrResponse,
-  defaultRevalidate: number | false,
-): Required<Collected> {
+  defaults: Pick<ResolvedOptions, 'revalidate' | 'maxStale' | 'staleIfError'>,
+): PagePolicy {
   const collected = (res as unknown as Record<symbol, Collected | undefined>)[CONFIG];
   return {
-    revalidate: collected?.revalidate ?? defaultRevalidate,
+    revalidate: collected?.revalidate ?? defaults.revalidate,
+    maxStale: collected?.maxStale ?? defaults.maxStale,
+    staleIfError: collected?.staleIfError ?? defaults.staleIfError,
     tags: collected?.tags ?? [],
   };
 }

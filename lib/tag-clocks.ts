@@ -9,11 +9,30 @@ export interface TagTimes {
   stale: number;
   /** Latest `expire` revalidation among the tags (ms), 0 if none. */
   expire: number;
+  /**
+   * A clock the page needs is gone from the store (evicted): what it said cannot be known.
+   * `'expire'` when an expire clock is gone (the page may have been removed), else `'stale'`.
+   */
+  lost?: 'stale' | 'expire';
 }
 
+/** The two kinds of invalidation a clock records. */
+export type ClockKind = 'stale' | 'expire';
+
 export interface TagClocks {
-  read(tags: readonly string[]): TagTimes | Promise<TagTimes>;
-  bump(tags: readonly string[], kind: keyof TagTimes, at: number): void | Promise<void>;
+  /**
+   * The clocks of `tags`, for a page written to the store at `storedAt` (undefined: not
+   * stored yet, nothing can have been lost since).
+   */
+  read(tags: readonly string[], storedAt?: number): TagTimes | Promise<TagTimes>;
+  bump(tags: readonly string[], kind: ClockKind, at: number): void | Promise<void>;
+  /**
+   * Before a page carrying `tags` is written at `at`, to be kept `lifeMs`: makes sure its clocks
+   * outlive it, so that a clock found missing later means evicted, not never written. False
+   * when that could not be done (the page is then not written). Stores that never evict
+   * keys (the memory clocks) need not implement it.
+   */
+  hold?(tags: readonly string[], at: number, lifeMs: number): Promise<boolean>;
 }
 
 /** Tag clocks kept in this process; bounded without ever forgetting an invalidation. */
@@ -40,7 +59,7 @@ export class MemoryTagClocks implements TagClocks {
     return { stale, expire };
   }
 
-  bump(tags: readonly string[], kind: keyof TagTimes, at: number): void {
+  bump(tags: readonly string[], kind: ClockKind, at: number): void {
     for (const tag of tags) {
       const clock = this.clocks.get(tag) ?? { stale: 0, expire: 0 };
       clock[kind] = Math.max(clock[kind], at);

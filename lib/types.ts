@@ -25,6 +25,16 @@ export interface ResponseIsrConfig {
    * `0` = do not cache this response at all. The last call wins.
    */
   revalidate?: number | false;
+  /**
+   * Seconds past the window this page may still be served `STALE`; `false` = no limit.
+   * Overrides the `maxStale` option.
+   */
+  maxStale?: number | false;
+  /**
+   * Seconds past `maxStale` this page may still be served when its render fails (RFC 5861);
+   * `0` = never, `false` = no limit. Overrides the `staleIfError` option.
+   */
+  staleIfError?: number | false;
   /** Tags for `revalidateTag`. They accumulate over calls. */
   tags?: string[];
 }
@@ -50,6 +60,17 @@ export interface CacheEntry {
   generatedAt: number;
   /** Seconds of freshness, or `false` for on-demand only. */
   revalidate: number | false;
+  /** Seconds it may be served `STALE` once stale, or `false` for no limit. */
+  maxStale: number | false;
+  /** Seconds past `maxStale` it may be served when its render fails, or `false` for no limit. */
+  staleIfError: number | false;
+  /** The deploy `version` that rendered it, when one was given with a shared store. */
+  version?: string;
+  /**
+   * When it was written to a shared store (ms, `now()`): the Redis records of its tag clocks
+   * must be at least this old, or one was evicted meanwhile (see stores/redis-tag-clocks.ts).
+   */
+  storedAt?: number;
   /** Tags given by the route (`res.isr`, `Cache-Tag`, `Surrogate-Key`). */
   tags: string[];
   /** The canonical URL (path + normalised query) the entry was rendered from. */
@@ -74,4 +95,17 @@ export interface VaryRecord {
   vary: string[];
 }
 
-export type StoredValue = CacheEntry | VaryRecord;
+/**
+ * Stored beside the pages when a deploy `version` is set: which version last stored a page of
+ * this URL, for a new version to serve it `STALE` while it renders its own.
+ */
+export interface VersionPointer {
+  latest: string;
+}
+
+export type StoredValue = CacheEntry | VaryRecord | VersionPointer;
+
+/** A page, not one of the small records stored beside pages. */
+export function isEntry(value: StoredValue | undefined): value is CacheEntry {
+  return value !== undefined && 'body' in value;
+}

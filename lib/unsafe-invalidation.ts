@@ -89,6 +89,6 @@ export class UnsafeInvalidation {
    */
   private async pageStored(path: string): Promise<boolean> {
     if (this.engine.index.pagesWith([pageTag(path)]).length > 0) return true;
-    return (await this.engine.store.get(path)) !== undefined;
+    return (await this.engine.store.get(this.engine.versioned(path))) !== undefined;
   }
 }

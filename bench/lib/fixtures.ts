@@ -25,6 +25,8 @@ export function cacheEntry(
     etag: `"${Buffer.from(url).toString('base64url')}"`,
     generatedAt: options.generatedAt ?? Date.now(),
     revalidate: options.revalidate ?? false,
+    maxStale: false,
+    staleIfError: false,
     tags: options.tags ?? [],
     url,
     requestHeaders: { accept: 'text/html' },

@@ -45,8 +45,8 @@ export class GuardedStore {
     return result.ok ? result.value : undefined;
   }
 
-  async set(key: string, value: StoredValue): Promise<boolean> {
-    return (await this.attempt(() => this.inner.set(key, value))).ok;
+  async set(key: string, value: StoredValue, ttlMs?: number): Promise<boolean> {
+    return (await this.attempt(() => this.inner.set(key, value, ttlMs))).ok;
   }
 
   async delete(key: string): Promise<boolean> {
@@ -59,9 +59,9 @@ export class GuardedStore {
     return result.ok ? result.value : undefined;
   }
 
-  /** Writes numbers (tag clocks); throws when the store did not take them. */
-  async setNumbers(values: ReadonlyMap<string, number>): Promise<void> {
-    const result = await this.attempt(() => this.inner.setNumbers(values));
+  /** Writes numbers (tag clocks) to live `ttlMs`; throws when the store did not take them. */
+  async setNumbers(values: ReadonlyMap<string, number>, ttlMs: number): Promise<void> {
+    const result = await this.attempt(() => this.inner.setNumbers(values, ttlMs));
     if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
@@ -89,8 +89,11 @@ export class GuardedStore {
       if (isRefusal(error)) {
         // The store is up and answering: only this command failed. Opening the breaker would
         // also stop the reads that still work (a full Redis still serves its pages).
-        if (error.message !== this.lastRefusal) this.options.onRefusal?.(error);
-        this.lastRefusal = error.message;
+        // Once per kind of refusal in a row (`OOM`, `READONLY`…): the same refusal of a plain
+        // command and of a script differ only past their first word.
+        const kind = error.message.split(' ', 1)[0];
+        if (kind !== this.lastRefusal) this.options.onRefusal?.(error);
+        this.lastRefusal = kind;
         return { ok: false };
       }
       this.openUntil = this.options.now() + COOL_DOWN_MS;

@@ -1,4 +1,4 @@
-import type { CacheEntry, StoredValue } from '../types';
+import { type CacheEntry, isEntry, type StoredValue } from '../types';
 import type { EntryStore } from './types';
 
 /**
@@ -32,7 +32,7 @@ export function isKeyvLike(value: unknown): value is KeyvLike {
 
 /** The JSON-safe shape written to Keyv. Bodies are base64: any serializer keeps them intact. */
 interface SerializedEntry {
-  v: 1;
+  v: 2;
   status: number;
   headers: Record<string, string | string[]>;
   body: string;
@@ -41,9 +41,15 @@ interface SerializedEntry {
   etag: string;
   generatedAt: number;
   revalidate: number | false;
+  maxStale: number | false;
+  staleIfError: number | false;
   tags: string[];
   url: string;
   requestHeaders: Record<string, string>;
+  readsCookies?: boolean;
+  secure?: boolean;
+  version?: string;
+  storedAt?: number;
 }
 
 /**
@@ -75,9 +81,9 @@ export class KeyvStore implements EntryStore {
     );
   }
 
-  set(key: string, value: StoredValue): Promise<void> {
+  set(key: string, value: StoredValue, ttlMs?: number): Promise<void> {
     return this.watch(async () => {
-      const ok = await this.keyv.set(key, isEntry(value) ? serialize(value) : value);
+      const ok = await this.keyv.set(key, isEntry(value) ? serialize(value) : value, ttlMs);
       if (ok === false) throw new Error(`store refused to set ${key}`);
     });
   }
@@ -108,10 +114,10 @@ export class KeyvStore implements EntryStore {
     });
   }
 
-  setNumbers(values: ReadonlyMap<string, number>): Promise<void> {
+  setNumbers(values: ReadonlyMap<string, number>, ttlMs: number): Promise<void> {
     return this.watch(async () => {
       const results = await Promise.all(
-        [...values].map(([key, value]) => this.keyv.set(key, value)),
+        [...values].map(([key, value]) => this.keyv.set(key, value, ttlMs)),
       );
       if (results.includes(false)) throw new Error('store refused to set a tag clock');
     });
@@ -131,13 +137,9 @@ export class KeyvStore implements EntryStore {
   }
 }
 
-function isEntry(value: StoredValue): value is CacheEntry {
-  return 'body' in value;
-}
-
 function serialize(entry: CacheEntry): SerializedEntry {
   return {
-    v: 1,
+    v: 2,
     status: entry.status,
     headers: entry.headers,
     body: entry.body.toString('base64'),
@@ -146,18 +148,25 @@ function serialize(entry: CacheEntry): SerializedEntry {
     etag: entry.etag,
     generatedAt: entry.generatedAt,
     revalidate: entry.revalidate,
+    maxStale: entry.maxStale,
+    staleIfError: entry.staleIfError,
     tags: entry.tags,
     url: entry.url,
     requestHeaders: entry.requestHeaders,
+    readsCookies: entry.readsCookies,
+    secure: entry.secure,
+    version: entry.version,
+    storedAt: entry.storedAt,
   };
 }
 
 function deserialize(raw: unknown): StoredValue | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   if (Array.isArray((raw as { vary?: unknown }).vary)) return raw as StoredValue;
+  if (typeof (raw as { latest?: unknown }).latest === 'string') return raw as StoredValue;
   const s = raw as SerializedEntry;
   // Anything not written by this version of the format is treated as absent (re-rendered).
-  if (s.v !== 1 || typeof s.body !== 'string') return undefined;
+  if (s.v !== 2 || typeof s.body !== 'string') return undefined;
   return {
     status: s.status,
     headers: s.headers,
@@ -167,9 +176,15 @@ function deserialize(raw: unknown): StoredValue | undefined {
     etag: s.etag,
     generatedAt: s.generatedAt,
     revalidate: s.revalidate,
+    maxStale: s.maxStale,
+    staleIfError: s.staleIfError,
     tags: s.tags,
     url: s.url,
     requestHeaders: s.requestHeaders,
+    readsCookies: s.readsCookies,
+    secure: s.secure,
+    version: s.version,
+    storedAt: s.storedAt,
   };
 }
 

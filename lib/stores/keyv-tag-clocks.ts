@@ -1,4 +1,5 @@
-import type { TagClocks, TagTimes } from '../tag-clocks';
+import { MAX_KEY_LIFE_MS } from '../freshness';
+import type { ClockKind, TagClocks, TagTimes } from '../tag-clocks';
 import type { GuardedStore } from './guarded-store';
 
 /**
@@ -6,6 +7,11 @@ import type { GuardedStore } from './guarded-store';
  * as soon as it is written. One key per tag and kind (`stale`, `expire`) holding a timestamp:
  * a bump is a plain write, with no read-modify-write that two instances could race on.
  * Keys start with `isr-clock:`; page keys start with `/`, so they never meet.
+ *
+ * A clock lives as long as the longest a page may (`MAX_KEY_LIFE_MS`, plus a day for renders
+ * in flight): by the time it expires, every page it could have invalidated has too. A Keyv
+ * store has no "set if absent", so these clocks cannot tell an evicted clock from one never
+ * written: with a store that evicts, use Redis (stores/redis-tag-clocks.ts).
  */
 export class KeyvTagClocks implements TagClocks {
   constructor(private readonly store: GuardedStore) {}
@@ -26,11 +32,16 @@ export class KeyvTagClocks implements TagClocks {
     return { stale, expire };
   }
 
-  bump(tags: readonly string[], kind: keyof TagTimes, at: number): Promise<void> {
-    return this.store.setNumbers(new Map(tags.map((tag) => [clockKey(kind, tag), at])));
+  bump(tags: readonly string[], kind: ClockKind, at: number): Promise<void> {
+    return this.store.setNumbers(
+      new Map(tags.map((tag) => [clockKey(kind, tag), at])),
+      MAX_KEY_LIFE_MS + ONE_DAY_MS,
+    );
   }
 }
 
-function clockKey(kind: keyof TagTimes, tag: string): string {
+const ONE_DAY_MS = 24 * 3600 * 1000;
+
+function clockKey(kind: ClockKind, tag: string): string {
   return `isr-clock:${kind}:${tag}`;
 }

@@ -92,6 +92,7 @@ export class MemoryStore implements EntryStore {
 function sizeOf(key: string, value: StoredValue): number {
   let size = ENTRY_OVERHEAD + key.length * 2;
   if ('vary' in value) return size + value.vary.join().length * 2;
+  if ('latest' in value) return size + value.latest.length * 2;
   size += value.body.length + (value.gzip?.length ?? 0) + (value.br?.length ?? 0);
   for (const name in value.headers) size += (name.length + String(value.headers[name]).length) * 2;
   for (const tag of value.tags) size += tag.length * 2;

@@ -7,6 +7,7 @@ import type { KeyvLike } from './keyv-store';
  */
 export interface RedisCommands {
   set(key: string, value: string, options: { NX: true; PX: number }): Promise<unknown>;
+  get(key: string): Promise<string | null>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   exists(key: string): Promise<number>;
   publish(channel: string, message: string): Promise<unknown>;
@@ -39,6 +40,7 @@ interface KeyvRedisLike {
   getClient(): Promise<RedisCommands>;
   client: unknown;
   namespace?: string;
+  keyPrefixSeparator?: string;
 }
 
 /** The `@keyv/redis` adapter behind a Keyv instance, if that is what it is. */
@@ -66,6 +68,11 @@ export interface RedisLink {
   ready(): Promise<void>;
   /** Prefix for lease keys and the event channel, from the store's namespace. */
   prefix: string;
+  /**
+   * The Redis key the store gives `key` (`namespace::key`): keys written beside the store's own
+   * (tag clocks) stay in its namespace, so that clearing the store clears them too.
+   */
+  storeKey(key: string): string;
 }
 
 /** Finds the Redis client behind a `@keyv/redis` store, to take leases and publish events. */
@@ -96,7 +103,10 @@ export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
     );
     await reconnected;
   };
-  return { client, ready, prefix: namespaceOf(keyv, adapter) };
+  const ns = (keyv as { namespace?: string }).namespace ?? adapter.namespace;
+  const separator = adapter.keyPrefixSeparator ?? '::';
+  const storeKey = (key: string) => (ns ? `${ns}${separator}${key}` : key);
+  return { client, ready, prefix: namespaceOf(keyv, adapter), storeKey };
 }
 
 /**

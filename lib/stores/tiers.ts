@@ -11,6 +11,7 @@ import { MemoryStore } from './memory-store';
 import { keyvFromUrl, redisLinkOf } from './redis';
 import { RedisEvents } from './redis-events';
 import { RedisLock } from './redis-lock';
+import { RedisTagClocks } from './redis-tag-clocks';
 
 /**
  * The store as the engine uses it: the memory store answers synchronously; a remote store is
@@ -18,7 +19,7 @@ import { RedisLock } from './redis-lock';
  */
 export interface Backend {
   get(key: string): StoredValue | undefined | Promise<StoredValue | undefined>;
-  set(key: string, value: StoredValue): unknown;
+  set(key: string, value: StoredValue, ttlMs?: number): unknown;
   delete(key: string): unknown;
 }
 
@@ -81,8 +82,10 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     lock: inProcessLock,
     owned,
   };
-  tiers.lock =
-    options.lock ?? (link ? new RedisLock(link, (call) => guarded.attempt(call)) : inProcessLock);
+  const guard = <T>(call: () => Promise<T>) => guarded.attempt(call);
+  tiers.lock = options.lock ?? (link ? new RedisLock(link, guard) : inProcessLock);
+  // A render is cut off after twice `regenerateTimeout`; a minute on top for its store.
+  if (link) tiers.clocks = new RedisTagClocks(link, guard, 2 * options.regenerateTimeout + 60_000);
   if (link !== undefined && options.l1 !== false) {
     const l1 = new L1(options.l1.maxSize);
     tiers.l1 = l1;

@@ -8,8 +8,11 @@ import type { StoredValue } from '../types';
 export interface EntryStore {
   /** The value at `key`, or `undefined`. */
   get(key: string): Promise<StoredValue | undefined> | StoredValue | undefined;
-  /** Stores `value` at `key`, replacing what was there. */
-  set(key: string, value: StoredValue): Promise<void> | void;
+  /**
+   * Stores `value` at `key`, replacing what was there, for `ttlMs` milliseconds when given (a
+   * store that evicts by its own budget, like the memory store, may ignore it).
+   */
+  set(key: string, value: StoredValue, ttlMs?: number): Promise<void> | void;
   /** Removes `key`; a missing key is not an error. */
   delete(key: string): Promise<void> | void;
   /** Optional: releases what the store itself opened (not what the user passed in). */
