@@ -1,0 +1,141 @@
+// Eviction is never a resurrection (README, "Running many instances"): a Redis under
+// `maxmemory` with an `allkeys-*` policy may drop the tag clock that invalidated a page and
+// keep the page. Here the eviction is done by hand (DEL of exactly the clock key), so each
+// case is deterministic; __tests__/redis-eviction.test.ts floods a real evicting Redis.
+import KeyvRedis, { createClient } from '@keyv/redis';
+import express from 'express';
+import Keyv from 'keyv';
+import request from 'supertest';
+import { isr } from '../lib';
+import { freshness } from '../lib/freshness';
+import type { CacheEntry } from '../lib/types';
+import { cleanupsAfterEach } from './helpers/cleanups';
+import { fakeClock } from './helpers/clock';
+import { REDIS_URL, uniqueNamespace } from './helpers/redis';
+
+const cleanups = cleanupsAfterEach();
+
+async function site() {
+  const namespace = uniqueNamespace('evicted-clocks');
+  const clock = fakeClock();
+  const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace, useKeyPrefix: false });
+  const cache = isr({ store: keyv, l1: false, now: clock.now, revalidate: false });
+  const admin = createClient({ url: REDIS_URL });
+  await admin.connect();
+  const app = express();
+  let renders = 0;
+  app.use(cache);
+  app.get('/blog/:slug', (req, res) => {
+    renders += 1;
+    res.isr({ tags: ['posts'] });
+    res.send(`<p>${req.params.slug} render ${renders}</p>`);
+  });
+  cleanups.push(async () => {
+    await cache.close();
+    await keyv.clear();
+    await keyv.disconnect();
+    admin.destroy();
+  });
+  const clockKey = (kind: 'stale' | 'expire', tag: string) =>
+    `${namespace}::isr-tag-clock:${kind}:${tag}`;
+  const visit = async (path: string) => {
+    const answer = await request(app).get(path);
+    await cache.idle();
+    return { state: answer.headers['x-isr-cache'], text: answer.text };
+  };
+  return { cache, admin, clock, clockKey, visit };
+}
+
+test('every clock a stored page depends on exists in Redis, with a TTL', async () => {
+  const s = await site();
+  await s.visit('/blog/a');
+  for (const tag of ['tag:posts', 'page:/blog/a', 'layout:/blog', 'layout:/']) {
+    for (const kind of ['stale', 'expire'] as const) {
+      const ttl = await s.admin.pTTL(s.clockKey(kind, tag)); // -2: missing, -1: no TTL
+      expect({ tag, kind, hasTtl: ttl > 0 }).toEqual({ tag, kind, hasTtl: true });
+    }
+  }
+});
+
+test('an expire whose clock was evicted still keeps the page from being served', async () => {
+  const s = await site();
+  expect((await s.visit('/blog/a')).state).toBe('MISS');
+  expect((await s.visit('/blog/a')).state).toBe('HIT');
+  s.clock.advance(1);
+  await s.cache.revalidateTag('posts', { mode: 'expire' });
+  expect(await s.admin.del(s.clockKey('expire', 'tag:posts'))).toBe(1); // "evicted"
+  const after = await s.visit('/blog/a');
+  expect(after).toEqual({ state: 'MISS', text: '<p>a render 2</p>' });
+});
+
+test('a clock evicted and made again by another page’s store is still seen as lost', async () => {
+  const s = await site();
+  await s.visit('/blog/a');
+  s.clock.advance(1);
+  await s.cache.revalidateTag('posts', { mode: 'expire' });
+  await s.admin.del(s.clockKey('expire', 'tag:posts'));
+  s.clock.advance(1);
+  // Another page with the same tag is stored: the clock exists again, as a fresh marker.
+  expect((await s.visit('/blog/b')).state).toBe('MISS');
+  expect(await s.admin.exists(s.clockKey('expire', 'tag:posts'))).toBe(1);
+  const a = await s.visit('/blog/a');
+  expect(a.state).toBe('MISS');
+  expect(a.text).not.toContain('render 1');
+  // Page b, stored after the marker was made, is trusted.
+  expect((await s.visit('/blog/b')).state).toBe('HIT');
+});
+
+test('a stale clock evicted: the page is served STALE and regenerated, never HIT', async () => {
+  const s = await site();
+  await s.visit('/blog/a');
+  await s.admin.del(s.clockKey('stale', 'layout:/blog'));
+  const first = await s.visit('/blog/a');
+  expect(first.state).toBe('STALE');
+  expect((await s.visit('/blog/a')).state).toBe('HIT'); // the regenerated page, trusted again
+});
+
+test('a bump never lowers a clock (two instances racing with skewed clocks)', async () => {
+  const s = await site();
+  await s.visit('/blog/a');
+  s.clock.advance(10_000);
+  await s.cache.revalidateTag('posts');
+  const key = s.clockKey('stale', 'tag:posts');
+  const high = await s.admin.get(key);
+  s.clock.advance(-5_000);
+  await s.cache.revalidateTag('posts');
+  expect(await s.admin.get(key)).toBe(high);
+});
+
+describe('freshness with a lost clock (unit)', () => {
+  const page: CacheEntry = {
+    status: 200,
+    headers: {},
+    body: Buffer.from('x'),
+    etag: '"x"',
+    generatedAt: 1000,
+    revalidate: 60,
+    maxStale: 600,
+    staleIfError: 600,
+    tags: [],
+    url: '/x',
+    requestHeaders: {},
+  };
+  test('expire clock lost: expired, and not a stand-in for a failed render', () => {
+    expect(freshness(page, 2000, { stale: 0, expire: 0, lost: 'expire' })).toEqual({
+      state: 'expired',
+      reason: 'its invalidation record was evicted from the store',
+    });
+  });
+  test('stale clock lost: stale since the render, so past maxStale it is rendered', () => {
+    expect(freshness(page, 2000, { stale: 0, expire: 0, lost: 'stale' }).state).toBe('stale');
+    expect(freshness(page, 1000 + 601_000, { stale: 0, expire: 0, lost: 'stale' }).state).toBe(
+      'expired',
+    );
+  });
+  test('another version’s page is never fresh', () => {
+    expect(freshness({ ...page, version: 'a' }, 2000, { stale: 0, expire: 0 }, 'b')).toEqual({
+      state: 'stale',
+      reason: 'rendered by version a',
+    });
+  });
+});
