@@ -108,7 +108,8 @@ test('open a post, edit it in /admin, reload: the new text, from the cache, with
   expect(first.badge).toBe('MISS');
   expect(first.colour).toBe(RED);
   expect(first.timing).toMatch(new RegExp(`^rendered in ${MS} · served in ${MS}$`));
-  expect(first.age).toBe('age 0 s of 60 s');
+  // The footer counts the seconds since the page loaded: a busy machine may read it a second on.
+  expect(first.age).toMatch(/^age [0-2] s of 60 s$/);
   expect(first.generated).toMatch(/^Generated \d.* by process \d+, served by process \d+$/);
   const oldBody = (await page.locator('article .body').textContent()) ?? '';
   await page.screenshot({ path: path.join(OUTPUT, 'post-miss.png') });
