@@ -61,7 +61,7 @@ export class ColdFlights {
   private readonly finished = new Map<string, CacheEntry>();
   /** Requests that already waited for a render in front of the app. */
   private readonly waited = new WeakSet<IncomingMessage>();
-  /** Background stores still running, so `idle()` can wait for them. */
+  /** Background stores and lease releases still running, so `idle()` can wait for them. */
   private readonly storing = new Set<Promise<void>>();
   /** Cold pages whose last render failed, backing off. */
   private readonly failures: RenderFailures;
@@ -145,7 +145,11 @@ export class ColdFlights {
           return { entry: elsewhere };
         }
       } else {
-        release = () => void lease.release();
+        // Waited for by `idle()` and `close()`: a store closed after them must not cut it off.
+        release = () => {
+          const released = lease.release().finally(() => this.storing.delete(released));
+          this.storing.add(released);
+        };
         // Another instance may have stored the page between our lookup and our lease.
         const stored = await this.storedElsewhere(target.key, req.headers);
         if (stored !== undefined) {
