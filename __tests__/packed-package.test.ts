@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { withDistLock } from './helpers/built-package';
 
 const repo = join(__dirname, '..');
 const repoModules = join(repo, 'node_modules');
@@ -243,7 +244,11 @@ beforeAll(async () => {
   const packDir = join(work, 'pack');
   mkdirSync(packDir);
   // `prepack` runs `npm run build`, so this also proves the published build works from scratch.
-  must(await run('npm', ['pack', '--pack-destination', packDir], repo, 90_000), 'npm pack');
+  // It empties dist/ first: under the lock, so that no example test loads it meanwhile.
+  must(
+    await withDistLock(() => run('npm', ['pack', '--pack-destination', packDir], repo, 90_000)),
+    'npm pack',
+  );
   const tgz = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
   expect(tgz).toHaveLength(1);
   tarball = join(packDir, tgz[0]);
