@@ -100,6 +100,13 @@ describe.each(expressVersions)(
     test("a 'stale' invalidation during the render: the herd still shares its one render", async () => {
       const cache = isr();
       const app = createApp();
+      let arrived = 0;
+      const allArrived = deferred();
+      app.use((_req, _res, next) => {
+        arrived += 1;
+        if (arrived === 6) allArrived.resolve();
+        next();
+      });
       app.use(cache);
       const release = deferred();
       const started = deferred();
@@ -115,7 +122,10 @@ describe.each(expressVersions)(
         const first = server.get('/post');
         await started.promise;
         const herd = Array.from({ length: 5 }, () => server.get('/post'));
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Every request is in (waiting for the render) before the invalidation: a request that
+        // came after it may rightly start a render of its own.
+        await allArrived.promise;
+        await new Promise((resolve) => setImmediate(resolve));
         await cache.revalidatePath('/post'); // mode 'stale'
         release.resolve();
         const replies = await Promise.all([first, ...herd]);
