@@ -59,7 +59,7 @@ export async function renderInBackground(
   // any other non-2xx is a failure, and the page that was there stays.
   if ((result.status < 200 || result.status >= 300) && !options.statuses.includes(result.status))
     throw new Error(`the app answered ${result.status}`);
-  const policy = responseConfig(res as IsrResponse, options);
+  const policy = responseConfig(res as IsrResponse, options, result.headers);
   const { revalidate } = policy;
   const uncacheable =
     result.incomplete ??

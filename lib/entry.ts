@@ -29,6 +29,9 @@ const NOT_STORED = new Set([
   'etag',
   'set-cookie',
   'x-isr-cache',
+  // Addressed to surrogates, this cache among them, which consume it (Edge Architecture 1.0):
+  // the window it set is in the Cache-Control sent on.
+  'surrogate-control',
 ]);
 
 export interface EntryContext extends Omit<PagePolicy, 'tags'> {

@@ -173,6 +173,7 @@ export function renderMiss(
       const { revalidate, maxStale, staleIfError, tags } = responseConfig(
         shared.res as IsrResponse,
         options,
+        headers,
       );
       const vary = varyNames(headers);
       const reason =
@@ -337,7 +338,7 @@ export function renderMiss(
     // Destroyed before any byte: a failure, unless it was the cache's own cut-off.
     if (visitor === 'undecided' && !(result.incomplete !== undefined && staleInstead(undefined)))
       ownRender(result.incomplete ?? 'no answer');
-    const policy = responseConfig(shared.res as IsrResponse, options);
+    const policy = responseConfig(shared.res as IsrResponse, options, result.headers);
     const { revalidate } = policy;
     if (
       failure !== undefined ||

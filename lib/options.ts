@@ -70,6 +70,14 @@ export interface IsrOptions {
    * @default undefined
    */
   version?: string;
+  /**
+   * Read each page's windows from its own caching headers when the route did not call
+   * `res.isr()`: `CDN-Cache-Control`, `Surrogate-Control`, or `Cache-Control`'s `s-maxage`,
+   * `stale-while-revalidate`, `stale-if-error` (README, "Caching headers set the policy").
+   * `false`: the options and `res.isr()` alone.
+   * @default true
+   */
+  policyFromHeaders?: boolean;
   /** Statuses that may be stored. @default [200] */
   statuses?: number[];
   /** Media-type patterns that may be stored (`text/*`, `*\/*` for all). @default ['text/html'] */
@@ -185,6 +193,7 @@ const OPTION_NAMES = [
   'maxStale',
   'staleIfError',
   'version',
+  'policyFromHeaders',
   'statuses',
   'contentTypes',
   'ignoreQuery',
@@ -227,6 +236,7 @@ export interface ResolvedOptions {
   maxStale: number | false;
   staleIfError: number | false;
   version: string | undefined;
+  policyFromHeaders: boolean;
   statuses: number[];
   contentTypes: string[];
   ignoreQuery: string[];
@@ -264,6 +274,7 @@ const DEFAULTS = {
   revalidate: 60 as number | false,
   maxStale: 86_400 as number | false,
   staleIfError: 86_400 as number | false,
+  policyFromHeaders: true,
   statuses: [200],
   contentTypes: ['text/html'],
   ignoreQuery: ['utm_*', 'fbclid', 'gclid', 'msclkid'],
@@ -321,6 +332,8 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (o.revalidate !== false && !(isNumber(o.revalidate) && o.revalidate >= 0)) {
     fail('revalidate', 'a number of seconds >= 0 or false', o.revalidate);
   }
+  if (typeof o.policyFromHeaders !== 'boolean')
+    fail('policyFromHeaders', 'a boolean', o.policyFromHeaders);
   checkSeconds(o.maxStale, 'maxStale');
   checkSeconds(o.staleIfError, 'staleIfError');
   if (o.version !== undefined && (typeof o.version !== 'string' || !VERSION.test(o.version))) {
@@ -392,6 +405,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     maxStale: o.maxStale,
     staleIfError: o.staleIfError,
     version: o.version,
+    policyFromHeaders: o.policyFromHeaders,
     statuses: [...o.statuses],
     contentTypes: o.contentTypes.map((t) => t.toLowerCase()),
     ignoreQuery: [...o.ignoreQuery],

@@ -25,7 +25,8 @@ export function relayHead(
   const hop = hopByHop(headers);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || hop.has(name)) continue;
-    if (name === 'date') continue;
+    // Consumed here, never sent on: see NOT_STORED in entry.ts.
+    if (name === 'date' || name === 'surrogate-control') continue;
     if (name === 'set-cookie') {
       // Beside the cookies a middleware before isr() set on this response (an A/B split):
       // those are this visitor's own and stay; the render's others are added.

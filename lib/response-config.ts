@@ -1,3 +1,5 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { windowsFromHeaders } from './header-policy';
 import { checkSeconds, type ResolvedOptions } from './options';
 import type { IsrResponse, ResponseIsrConfig } from './types';
 
@@ -74,16 +76,21 @@ export function installResponseConfig(res: IsrResponse): void {
   res.isr = setResponseConfig;
 }
 
-/** What the route said, with the options' defaults filled in. */
+/**
+ * The page's policy, field by field: what the route said with `res.isr()`, else what its
+ * caching headers say (`policyFromHeaders`, see header-policy.ts), else the options.
+ */
 export function responseConfig(
   res: IsrResponse,
-  defaults: Pick<ResolvedOptions, 'revalidate' | 'maxStale' | 'staleIfError'>,
+  options: Pick<ResolvedOptions, 'revalidate' | 'maxStale' | 'staleIfError' | 'policyFromHeaders'>,
+  headers: OutgoingHttpHeaders,
 ): PagePolicy {
   const collected = (res as unknown as Record<symbol, Collected | undefined>)[CONFIG];
+  const said = options.policyFromHeaders ? windowsFromHeaders(headers) : {};
   return {
-    revalidate: collected?.revalidate ?? defaults.revalidate,
-    maxStale: collected?.maxStale ?? defaults.maxStale,
-    staleIfError: collected?.staleIfError ?? defaults.staleIfError,
+    revalidate: collected?.revalidate ?? said.revalidate ?? options.revalidate,
+    maxStale: collected?.maxStale ?? said.maxStale ?? options.maxStale,
+    staleIfError: collected?.staleIfError ?? said.staleIfError ?? options.staleIfError,
     tags: collected?.tags ?? [],
   };
 }
