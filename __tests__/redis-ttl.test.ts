@@ -80,6 +80,8 @@ async function startInstance(redisUrl: string, ns: string, now: () => number, ve
     maxStale: MAX_STALE,
     staleIfError: STALE_IF_ERROR,
     version,
+    // Not the default 500 ms: a busy machine must not turn a write into an outage here.
+    storeTimeout: 5000,
     onError: recorder.onError,
     logger: recorder.logger,
   });
