@@ -42,7 +42,7 @@ export interface Context {
   log(message: string): void;
 }
 
-export type Unit = 'req/s' | 'µs/call' | 'ops/ms' | 'ms' | 'MB';
+export type Unit = 'req/s' | 'µs/call' | 'ops/ms' | 'ms' | 'MB' | 'pages';
 
 export interface Row {
   variant: string;

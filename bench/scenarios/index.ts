@@ -8,6 +8,7 @@ import { fastPath } from './hits-fast-path';
 import { middlewareVsExpress } from './hits-middleware-vs-express';
 import { stale } from './hits-stale';
 import { memoryFill } from './memory-fill';
+import { sharedStoreEviction } from './shared-store-eviction';
 import { sharedStoreHits } from './shared-store-hits';
 import { hitCost } from './tag-clocks-hit-cost';
 import { revalidateScale } from './tag-clocks-revalidate-scale';
@@ -19,6 +20,7 @@ export const scenarios: readonly Scenario[] = [
   fastPath,
   stale,
   sharedStoreHits,
+  sharedStoreEviction,
   memoryFill,
   coldHerd,
 ];
