@@ -2,6 +2,7 @@
 // `maxmemory` with an `allkeys-*` policy may drop the tag clock that invalidated a page and
 // keep the page. Here the eviction is done by hand (DEL of exactly the clock key), so each
 // case is deterministic; __tests__/redis-eviction.test.ts floods a real evicting Redis.
+import { EventEmitter } from 'node:events';
 import KeyvRedis, { createClient } from '@keyv/redis';
 import express from 'express';
 import Keyv from 'keyv';
@@ -106,6 +107,44 @@ test('a bump never lowers a clock (two instances racing with skewed clocks)', as
   expect(await s.admin.get(key)).toBe(high);
 });
 
+test('clocks that cannot be read: an expired page is rendered again, not served stale', async () => {
+  // A Keyv adapter whose tag clocks stop answering while its pages still do (a partial
+  // outage), reporting it as adapters do: an 'error' event, which Keyv passes on.
+  const map = new Map<string, unknown>();
+  let clocksDown = false;
+  const store = Object.assign(new EventEmitter(), {
+    get: async (key: string) => {
+      if (clocksDown && key.includes('isr-clock:')) {
+        store.emit('error', new Error('clock shard down'));
+        return undefined;
+      }
+      return map.get(key);
+    },
+    set: async (key: string, value: unknown) => {
+      map.set(key, value);
+      return true;
+    },
+    delete: async (key: string) => map.delete(key),
+    clear: async () => map.clear(),
+  });
+  const cache = isr({ store: new Keyv({ store: store as never }), onError: () => {} });
+  const app = express();
+  let renders = 0;
+  app.use(cache);
+  app.get('/post', (_req, res) => {
+    renders += 1;
+    res.send(`<p>render ${renders}</p>`);
+  });
+  cleanups.push(() => cache.close());
+  await request(app).get('/post');
+  await cache.idle();
+  await cache.revalidatePath('/post', { mode: 'expire' });
+  clocksDown = true;
+  const answer = await request(app).get('/post');
+  expect(answer.text).toBe('<p>render 2</p>');
+  expect(answer.headers['x-isr-cache']).toBe('MISS');
+});
+
 describe('freshness with a lost clock (unit)', () => {
   const page: CacheEntry = {
     status: 200,
@@ -123,7 +162,7 @@ describe('freshness with a lost clock (unit)', () => {
   test('expire clock lost: expired, and not a stand-in for a failed render', () => {
     expect(freshness(page, 2000, { stale: 0, expire: 0, lost: 'expire' })).toEqual({
       state: 'expired',
-      reason: 'its invalidation record was evicted from the store',
+      reason: 'an invalidation record it needs is gone or unreadable',
     });
   });
   test('stale clock lost: stale since the render, so past maxStale it is rendered', () => {

@@ -28,14 +28,14 @@ export function freshness(
 ): Freshness {
   const born = entry.generatedAt;
   if (tags.lost === 'expire') {
-    return { state: 'expired', reason: 'its invalidation record was evicted from the store' };
+    return { state: 'expired', reason: 'an invalidation record it needs is gone or unreadable' };
   }
   if (tags.expire > 0 && tags.expire >= born)
     return { state: 'expired', reason: 'expired on demand' };
 
   // When it went stale: the end of its window, an on-demand `stale` (one that seems to come
-  // from the future — clocks that could not be read, a skewed clock — counts as now), or, its
-  // record lost, any time since it was rendered: the worst is assumed.
+  // from the future — a skewed clock — counts as now), or, its record lost, any time since it
+  // was rendered: the worst is assumed.
   const windowEnd =
     entry.revalidate === false ? Number.POSITIVE_INFINITY : born + entry.revalidate * 1000;
   const invalidated =
@@ -51,7 +51,7 @@ export function freshness(
   }
   const reason =
     tags.lost === 'stale'
-      ? 'its invalidation record was evicted from the store'
+      ? 'an invalidation record it needs is gone'
       : invalidated !== undefined && invalidated <= windowEnd
         ? 'revalidated on demand'
         : `older than ${entry.revalidate}s`;

@@ -10,8 +10,9 @@ export interface TagTimes {
   /** Latest `expire` revalidation among the tags (ms), 0 if none. */
   expire: number;
   /**
-   * A clock the page needs is gone from the store (evicted): what it said cannot be known.
-   * `'expire'` when an expire clock is gone (the page may have been removed), else `'stale'`.
+   * A clock the page needs is gone from the store (evicted), or could not be read: what it
+   * said cannot be known. `'expire'` when it may have been an expire clock (the page may have
+   * been removed), else `'stale'`.
    */
   lost?: 'stale' | 'expire';
 }

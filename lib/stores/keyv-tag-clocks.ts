@@ -20,9 +20,9 @@ export class KeyvTagClocks implements TagClocks {
     const keys: string[] = [];
     for (const tag of tags) keys.push(clockKey('stale', tag), clockKey('expire', tag));
     const values = await this.store.getNumbers(keys);
-    // Clocks that cannot be read might hide an invalidation: count the page as stale (it is
-    // still served, and its regeneration is attempted) rather than as fresh.
-    if (values === undefined) return { stale: Number.MAX_SAFE_INTEGER, expire: 0 };
+    // Clocks that cannot be read might hide an invalidation, an `expire` too: the page is
+    // rendered again rather than served (freshness.ts, `lost`).
+    if (values === undefined) return { stale: 0, expire: 0, lost: 'expire' };
     let stale = 0;
     let expire = 0;
     for (let i = 0; i < values.length; i += 2) {

@@ -59,9 +59,9 @@ export class RedisTagClocks implements TagClocks {
       const client = await this.link.client();
       return Promise.all(keys.map((key) => client.get(key)));
     });
-    // Clocks that cannot be read might hide an invalidation: count the page as stale (it is
-    // still served, and its regeneration is attempted) rather than as fresh.
-    if (!values.ok) return { stale: Number.MAX_SAFE_INTEGER, expire: 0 };
+    // Clocks that cannot be read might hide an invalidation, an `expire` too: as for a lost
+    // clock, the page is rendered again rather than served.
+    if (!values.ok) return { stale: 0, expire: 0, lost: 'expire' };
     const times: TagTimes = { stale: 0, expire: 0 };
     for (let i = 0; i < values.value.length; i += 1) {
       const kind: ClockKind = i % 2 === 0 ? 'stale' : 'expire';
