@@ -264,7 +264,7 @@ test('ISR_COOKIES_READ: printed once when a render reads cookies and sessionCook
 
 test("the README's express-session example works as written: a session cookie gets its own render, guests and analytics cookies get HITs", async () => {
   const example = readmeExample<{ app: Express; cache: ReturnType<typeof isr> }>(
-    '#### Sessions and logged-in users',
+    '## Sessions and logged-in users',
     ['app', 'cache'],
   );
   cleanups.push(example.remove);
