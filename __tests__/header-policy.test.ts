@@ -52,7 +52,6 @@ function site(headers: Record<string, string>, options: Parameters<typeof isr>[0
   };
 }
 
-
 test('Cache-Control: s-maxage sets the window, stale-while-revalidate maxStale', async () => {
   const s = site({ 'cache-control': 's-maxage=30, stale-while-revalidate=100' });
   expect(await s.state()).toBe('MISS');

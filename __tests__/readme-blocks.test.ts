@@ -251,4 +251,3 @@ test('### Metrics: /metrics answers the Prometheus text', async () => {
   const answer = await request(app).get('/metrics');
   expect(answer.text).toContain('express_isr_requests_total');
 });
-
