@@ -213,6 +213,30 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
     ]);
   });
 
+  test("with cdnTags: 'xkey', the path keys come first, then the tags, the same on the MISS, the HIT and the fast path", async () => {
+    const s = await setup(
+      createApp,
+      { '/blog/:slug': { tags: ['posts', 'post café'] }, '/plain': {} },
+      { cdnTags: 'xkey' },
+    );
+    // Every spelling and query variant of a page shares its path keys (the cache's own path
+    // clocks, folded): a purge by path in Varnish reaches what revalidatePath reaches.
+    const expected =
+      'page:/blog/caf%25c3%25a9 layout:/ layout:/blog layout:/blog/caf%25c3%25a9 posts post%20caf%C3%A9';
+    const miss = await s.get('/Blog/caf%c3%a9/?x=1');
+    expect([miss.status, miss.headers.xkey]).toEqual([200, expected]);
+    expect(miss.headers['cache-tag']).toBeUndefined();
+    await s.cache.idle();
+    const hit = await s.get('/Blog/caf%c3%a9/?x=1');
+    expect([hit.headers['x-isr-cache'], hit.headers.xkey]).toEqual(['HIT', expected]);
+    const fast = await s.fast('/Blog/caf%c3%a9/?x=1');
+    expect([fast.headers['x-isr-cache'], fast.headers.xkey]).toEqual(['HIT', expected]);
+    // A page without tags still carries its path keys.
+    expect((await s.get('/plain')).headers.xkey).toBe('page:/plain layout:/ layout:/plain');
+    await s.cache.idle();
+    expect((await s.get('/plain')).headers.xkey).toBe('page:/plain layout:/ layout:/plain');
+  });
+
   test('revalidateTag and the webhook invalidate pages by their Unicode tags, as the app wrote them', async () => {
     const s = await setup(createApp, {
       '/cafe': { tags: ['post-café'] },

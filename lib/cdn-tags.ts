@@ -1,6 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import { mergeTags } from './entry';
+import { implicitTags } from './key';
 import { preview, tagProblem } from './revalidate';
+
+/** The tag header sent, by its lower-case name (`cdnTags`). */
+export type CdnTagHeader = 'cache-tag' | 'surrogate-key' | 'xkey';
 
 /**
  * A page's tags as a CDN in front receives them, in `Cache-Tag` (comma-separated) or
@@ -87,12 +91,21 @@ export function planCdnTags(tags: readonly string[]): CdnTagPlan {
 }
 
 /** The header value for a plan, or `undefined` when no tag is sent. */
-export function cdnTagValue(
-  plan: CdnTagPlan,
-  header: 'cache-tag' | 'surrogate-key',
-): string | undefined {
+export function cdnTagValue(plan: CdnTagPlan, header: CdnTagHeader): string | undefined {
   if (plan.sent.length === 0) return undefined;
   return plan.sent.join(header === 'cache-tag' ? ',' : ' ');
+}
+
+/**
+ * The tags of the `xkey` header (Varnish's xkey vmod): the page's path keys first — its page
+ * tag and its layout tags, as the cache's own path clocks name them (`page:/blog/a`,
+ * `layout:/`, `layout:/blog`, `layout:/blog/a`: every spelling and query variant of a page
+ * shares them) — then its own tags. So a Varnish purge by path reaches what
+ * `revalidatePath` reaches (`express-isr/purge`).
+ */
+export function xkeyTags(url: string, tags: readonly string[]): string[] {
+  const mark = url.indexOf('?');
+  return [...implicitTags(mark === -1 ? url : url.slice(0, mark)), ...tags];
 }
 
 /** What prints the coded warnings (the engine's `warn`). */
@@ -130,11 +143,12 @@ function count(n: number, noun: string): string {
 export function setCdnTagHeader(
   res: ServerResponse,
   isrTags: readonly string[],
-  header: 'cache-tag' | 'surrogate-key',
+  header: CdnTagHeader,
   url: string,
   warner: Warner,
 ): void {
-  const tags = mergeTags(isrTags, res.getHeaders());
+  const merged = mergeTags(isrTags, res.getHeaders());
+  const tags = header === 'xkey' ? xkeyTags(url, merged) : merged;
   if (tags.length === 0) return;
   const plan = planCdnTags(tags);
   warnCdnTags(plan, url, warner);

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { CdnTagHeader } from './cdn-tags';
 import type { Lock } from './lease';
 import type { MetricsOptions } from './prometheus';
 import { type CacheControlBuilder, defaultCacheControl } from './replay';
@@ -158,10 +159,11 @@ export interface IsrOptions {
   cacheStatus?: boolean;
   /**
    * Send the page's tags to a CDN in front, so it can purge by the same tags: in a `Cache-Tag`
-   * (Cloudflare, Akamai) or `Surrogate-Key` (Fastly) response header; `false` = none.
+   * (Cloudflare, Akamai), `Surrogate-Key` (Fastly) or `xkey` (Varnish's xkey vmod, with the
+   * page's path keys first) response header; `false` = none.
    * @default 'Cache-Tag'
    */
-  cdnTags?: 'Cache-Tag' | 'Surrogate-Key' | false;
+  cdnTags?: 'Cache-Tag' | 'Surrogate-Key' | 'xkey' | false;
   /**
    * Called after every invalidation (methods, webhook, unsafe methods), to forward it to a
    * CDN's purge API. Its errors are reported, never thrown at the caller.
@@ -261,7 +263,7 @@ export interface ResolvedOptions {
   app: RequestHandler | undefined;
   onError: ((error: Error, context: ErrorContext) => void) | undefined;
   cacheStatus: boolean;
-  cdnTags: 'cache-tag' | 'surrogate-key' | false;
+  cdnTags: CdnTagHeader | false;
   onRevalidate: IsrOptions['onRevalidate'];
   metrics: MetricsOptions | undefined;
   silence: string[];
@@ -286,7 +288,7 @@ const DEFAULTS = {
   cacheControl: true as boolean | CacheControlBuilder,
   invalidateOnUnsafe: true,
   cacheStatus: true,
-  cdnTags: 'Cache-Tag' as 'Cache-Tag' | 'Surrogate-Key' | false,
+  cdnTags: 'Cache-Tag' as 'Cache-Tag' | 'Surrogate-Key' | 'xkey' | false,
   silence: [] as string[],
   logger: console as Pick<Console, 'warn' | 'error'>,
   now: Date.now as () => number,
@@ -380,8 +382,13 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   optionalFunction('app', o.app);
   optionalFunction('onError', o.onError);
   if (typeof o.cacheStatus !== 'boolean') fail('cacheStatus', 'a boolean', o.cacheStatus);
-  if (o.cdnTags !== false && o.cdnTags !== 'Cache-Tag' && o.cdnTags !== 'Surrogate-Key') {
-    fail('cdnTags', '"Cache-Tag", "Surrogate-Key" or false', o.cdnTags);
+  if (
+    o.cdnTags !== false &&
+    o.cdnTags !== 'Cache-Tag' &&
+    o.cdnTags !== 'Surrogate-Key' &&
+    o.cdnTags !== 'xkey'
+  ) {
+    fail('cdnTags', '"Cache-Tag", "Surrogate-Key", "xkey" or false', o.cdnTags);
   }
   optionalFunction('onRevalidate', o.onRevalidate);
   if (o.metrics !== undefined && typeof o.metrics?.registry?.registerMetric !== 'function') {
@@ -433,8 +440,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     app: o.app,
     onError: o.onError,
     cacheStatus: o.cacheStatus,
-    cdnTags:
-      o.cdnTags === false ? false : (o.cdnTags.toLowerCase() as 'cache-tag' | 'surrogate-key'),
+    cdnTags: o.cdnTags === false ? false : (o.cdnTags.toLowerCase() as CdnTagHeader),
     onRevalidate: o.onRevalidate,
     metrics: o.metrics,
     silence: [...o.silence],

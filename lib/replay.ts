@@ -1,5 +1,5 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
-import { cdnTagValue, planCdnTags, warnCdnTags } from './cdn-tags';
+import { type CdnTagHeader, cdnTagValue, planCdnTags, warnCdnTags, xkeyTags } from './cdn-tags';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
 import { cacheStatusValue, type StateDetail } from './state-header';
@@ -69,7 +69,7 @@ function appDirectives(appCacheControl: string | undefined): string {
 export interface ReplaySettings {
   cacheControl: CacheControlBuilder | undefined;
   cacheStatus: boolean;
-  cdnTags: 'cache-tag' | 'surrogate-key' | false;
+  cdnTags: CdnTagHeader | false;
   /** Where the tag header's coded warnings go (the cache's options); none when absent. */
   logger?: Pick<Console, 'warn'>;
   silence?: readonly string[];
@@ -87,6 +87,8 @@ interface Prepared {
   /** Tags as each CDN header wants them (`undefined` when none can be sent). */
   cacheTag: string | undefined;
   surrogateKey: string | undefined;
+  /** For Varnish's xkey: the page's path keys, then its tags (always some). */
+  xkey: string | undefined;
   /** The names of the app's stored headers that yield to the same header set before the replay. */
   yielding: string[];
   /** The header list last sent: every hit within the same second reuses it as it is. */
@@ -125,9 +127,10 @@ function prepare(entry: CacheEntry, settings: ReplaySettings): Prepared {
   if (p !== undefined) return p;
   // Encoded and capped once per entry, by the same rules as the MISS (cdn-tags.ts).
   const plan = planCdnTags(entry.tags);
+  const xkeyPlan = planCdnTags(xkeyTags(entry.url, entry.tags));
   const { logger, silence } = settings;
   if (settings.cdnTags !== false && logger !== undefined) {
-    warnCdnTags(plan, entry.url, {
+    warnCdnTags(settings.cdnTags === 'xkey' ? xkeyPlan : plan, entry.url, {
       warn: (code, message) => warnOnce(logger, code, message, silence),
     });
   }
@@ -152,6 +155,7 @@ function prepare(entry: CacheEntry, settings: ReplaySettings): Prepared {
     tagged: entry.tags.length > 0,
     cacheTag: cdnTagValue(plan, 'cache-tag'),
     surrogateKey: cdnTagValue(plan, 'surrogate-key'),
+    xkey: cdnTagValue(xkeyPlan, 'xkey'),
     yielding: Object.keys(entry.headers).filter((name) => !DESCRIBES_BODY.has(name)),
     last: undefined,
   };
@@ -190,11 +194,13 @@ function headFor(
       ? p.cacheTag
       : settings.cdnTags === 'surrogate-key'
         ? p.surrogateKey
-        : undefined;
+        : settings.cdnTags === 'xkey'
+          ? p.xkey
+          : undefined;
   // The app's own tag header, if it set one, is already in `tags` (and sent once, below,
   // encoded and capped); when none of its tags can be sent, it is not sent as it was either.
   const common =
-    p.tagged && settings.cdnTags !== false
+    (p.tagged || settings.cdnTags === 'xkey') && settings.cdnTags !== false
       ? withoutHeader(p.fixed, settings.cdnTags)
       : p.fixed.slice();
   common.push('age', String(age), 'x-isr-cache', state);
