@@ -114,12 +114,24 @@ const cjs = createRequire(import.meta.url)('express-isr');
 console.log(['isr', 'MemoryStore', 'isRegeneration'].map((name) => typeof esm[name] + ':' + (esm[name] === cjs[name])).join(' '));
 `;
 
+// \`express-isr/purge\` the same way: each purger from \`import\` is the one from \`require\`.
+const ESM_PURGE = `import { createRequire } from 'node:module';
+import * as esm from 'express-isr/purge';
+const cjs = createRequire(import.meta.url)('express-isr/purge');
+console.log(['varnishPurge', 'cloudflarePurge', 'fastlyPurge', 'PurgeError'].map((name) => typeof esm[name] + ':' + (esm[name] === cjs[name])).join(' '));
+`;
+
 // The quick start plus the rest of the public surface a TypeScript user touches: the exported
 // types, the webhook router, events with their payloads and the stats.
 const TS_ROUTES = `
 const app = express();
 const store = new MemoryStore({ maxSize: 10_000_000 });
-const options: IsrOptions = { store, revalidate: 60 };
+const purge: Purger = varnishPurge({ url: 'http://127.0.0.1:6081', attempts: 2 });
+const options: IsrOptions = { store, revalidate: 60, cdnTags: 'xkey', onRevalidate: purge };
+export const purgers: ((event: PurgeEvent) => Promise<void>)[] = [
+  cloudflarePurge({ zoneId: 'z', token: 't', origins: ['https://www.example.com'] }),
+  fastlyPurge({ serviceId: 's', token: 't', batchSize: 100 }),
+];
 const cache: IsrMiddleware = isr(options);
 app.use(cache);
 app.use('/api/revalidate', revalidateRouter(cache, { secret: 'a-long-enough-secret' }));
@@ -164,6 +176,13 @@ import {
   type RevalidateMode,
   revalidateRouter,
 } from 'express-isr';
+import {
+  cloudflarePurge,
+  fastlyPurge,
+  type PurgeEvent,
+  type Purger,
+  varnishPurge,
+} from 'express-isr/purge';
 ${TS_ROUTES}`;
 
 // Line 6 holds the only error tsc must report for this file.
@@ -263,7 +282,7 @@ beforeAll(async () => {
   dirs.esm = await project(
     'esm',
     { express: 'express' },
-    { 'server.mjs': ESM_SERVER, 'dual.mjs': ESM_DUAL },
+    { 'server.mjs': ESM_SERVER, 'dual.mjs': ESM_DUAL, 'purge.mjs': ESM_PURGE },
   );
   for (const which of Object.keys(TYPES_NODE) as TypesNode[]) {
     dirs[`ts-${which}`] = await project(
@@ -341,6 +360,14 @@ describe('installed from the tarball', () => {
     expect(result).toMatchObject({
       code: 0,
       stdout: 'function:true function:true function:true\n',
+    });
+  });
+
+  test("express-isr/purge: import and require get the same purgers (one copy loaded)", async () => {
+    const result = await run(process.execPath, ['purge.mjs'], dirs.esm, 30_000);
+    expect(result).toMatchObject({
+      code: 0,
+      stdout: 'function:true function:true function:true function:true\n',
     });
   });
 

@@ -1,0 +1,82 @@
+import { encodePath } from '../key';
+import { sentTags } from './keys';
+import { checkBatch, checkOrigins, checkString, missingOrigins } from './origins';
+import {
+  batches,
+  describeList,
+  isSoft,
+  type PurgeEvent,
+  type PurgeRequest,
+  type Purger,
+  type RetryOptions,
+  retrySettings,
+  sendAll,
+} from './send';
+
+/** Options of `fastlyPurge`. */
+export interface FastlyPurgeOptions extends RetryOptions {
+  /** The service's id. Required. */
+  serviceId: string;
+  /** An API token with the `purge_select` scope (sent as `Fastly-Key`). Required. */
+  token: string;
+  /**
+   * The site's origins, e.g. `['https://www.example.com']`, to purge `paths` by URL
+   * (`POST /purge/www.example.com/blog/a`, one URL per call). Without them, paths are not
+   * purged (an error says so); tags always are.
+   */
+  origins?: string[];
+  /** Surrogate keys per call: Fastly takes up to 256 in one batch purge. @default 256 */
+  batchSize?: number;
+  /** The API's base URL (a test server's, in tests). @default 'https://api.fastly.com' */
+  apiUrl?: string;
+}
+
+/**
+ * An `onRevalidate` that purges Fastly (with `cdnTags: 'Surrogate-Key'` on the cache):
+ * `POST /service/{serviceId}/purge` with `{"surrogate_keys":[…]}` in batches of up to 256,
+ * and `POST /purge/{host}{path}` per page; `Fastly-Soft-Purge: 1` for `mode: 'stale'`
+ * (marked stale, not removed), a hard purge for `expire` and `regenerate`.
+ */
+export function fastlyPurge(options: FastlyPurgeOptions): Purger {
+  const serviceId = checkString(options?.serviceId, 'fastlyPurge', 'serviceId');
+  const token = checkString(options?.token, 'fastlyPurge', 'token');
+  const origins = checkOrigins(options?.origins, 'fastlyPurge');
+  const batchSize = checkBatch(options?.batchSize ?? 256, 'fastlyPurge', 256);
+  const api = (options?.apiUrl ?? 'https://api.fastly.com').replace(/\/+$/, '');
+  const settings = retrySettings(options, 'fastlyPurge');
+
+  return async (event: PurgeEvent) => {
+    const soft = isSoft(event.mode);
+    const headers: Record<string, string> = {
+      'fastly-key': token,
+      accept: 'application/json',
+      ...(soft ? { 'fastly-soft-purge': '1' } : {}),
+    };
+    const kind = soft ? 'soft' : 'hard';
+    const requests: PurgeRequest[] = [];
+    for (const batch of batches(sentTags(event.tags), batchSize)) {
+      requests.push({
+        url: `${api}/service/${encodeURIComponent(serviceId)}/purge`,
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ surrogate_keys: batch }),
+        target: `${kind} surrogate keys ${describeList(batch)}`,
+      });
+    }
+    if (event.paths.length > 0 && origins.length === 0) {
+      requests.push(missingOrigins(event.paths));
+    }
+    for (const origin of origins) {
+      for (const path of event.paths) {
+        const cached = `${origin.host}${encodePath(path)}`;
+        requests.push({
+          url: `${api}/purge/${cached}`,
+          method: 'POST',
+          headers,
+          target: `${kind} URL ${cached}`,
+        });
+      }
+    }
+    await sendAll('Fastly', requests, settings);
+  };
+}

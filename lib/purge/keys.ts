@@ -1,0 +1,27 @@
+import { cdnTag } from '../cdn-tags';
+import { canonicalUrl, encodePath, layoutTag, pageTag } from '../key';
+
+/**
+ * The tags of an event as the cache's tag header carries them (percent-encoded where needed,
+ * `cdnTag`); a tag no header can carry was never sent, so there is nothing to purge by.
+ */
+export function sentTags(tags: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const tag of tags) {
+    const encoded = cdnTag(tag);
+    if (encoded !== undefined) out.add(encoded);
+  }
+  return [...out];
+}
+
+/**
+ * The xkey a path's pages carry in `cdnTags: 'xkey'` (its page key, or its layout key for
+ * `type: 'layout'`): named as the cache's path clocks are, so one key reaches every spelling
+ * and query variant of the page, as `revalidatePath` does.
+ */
+export function pathKey(path: string, type: 'page' | 'layout' = 'page'): string | undefined {
+  const mark = path.search(/[?#]/);
+  const bare = mark === -1 ? path : path.slice(0, mark);
+  const canonical = canonicalUrl(encodePath(bare), () => true).path;
+  return cdnTag(type === 'layout' ? layoutTag(canonical) : pageTag(canonical));
+}
