@@ -363,7 +363,7 @@ describe('installed from the tarball', () => {
     });
   });
 
-  test("express-isr/purge: import and require get the same purgers (one copy loaded)", async () => {
+  test('express-isr/purge: import and require get the same purgers (one copy loaded)', async () => {
     const result = await run(process.execPath, ['purge.mjs'], dirs.esm, 30_000);
     expect(result).toMatchObject({
       code: 0,

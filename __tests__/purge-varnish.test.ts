@@ -7,7 +7,7 @@
  * grace with the old page while it refetches, then serves the new one).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,26 +27,12 @@ const cleanups = cleanupsAfterEach();
 
 /** The README's VCL (Purging a CDN in front), with the test app as its backend. */
 function vcl(backendPort: number): string {
-  return `vcl 4.1;
-import xkey;
-
-backend default { .host = "127.0.0.1"; .port = "${backendPort}"; }
-
-acl purgers { "127.0.0.1"; "::1"; }
-
-sub vcl_recv {
-  if (req.method == "PURGE") {
-    if (client.ip !~ purgers) { return (synth(403, "Forbidden")); }
-    if (!req.http.xkey) { return (synth(400, "No xkey header")); }
-    if (req.http.xkey-soft) {
-      set req.http.n-gone = xkey.softpurge(req.http.xkey);
-    } else {
-      set req.http.n-gone = xkey.purge(req.http.xkey);
-    }
-    return (synth(200, "Invalidated " + req.http.n-gone + " objects"));
-  }
-}
-`;
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Purging a CDN in front'));
+  const block = /```vcl\n([\s\S]*?)```/.exec(section)?.[1];
+  if (block === undefined || !block.includes('.port = "3000";'))
+    throw new Error('README: no VCL with a backend on port 3000 under "Purging a CDN in front"');
+  return block.replace('.port = "3000";', `.port = "${backendPort}";`);
 }
 
 async function freePort(): Promise<number> {

@@ -34,6 +34,9 @@ const BLOCKS: Record<string, How> = {
   '## Revalidate from your CMS': { runHere: true },
   '**A headless CMS recipe.**': { runHere: true },
   '### From code': { runHere: true },
+  '**Varnish**': { runHere: true },
+  '**Cloudflare**': { runHere: true },
+  '**Fastly**': { runHere: true },
   '## Sessions and logged-in users': { runBy: 'sessions.test.ts' },
   '## Running many instances': { runHere: true },
   '**node:cluster example.**': { runBy: 'shutdown-examples.test.ts' },
@@ -107,7 +110,8 @@ async function runBlock(heading: string, names: Record<string, unknown>): Promis
     compilerOptions: COMMONJS,
   }).outputText;
   const lib = path.join(ROOT, 'lib');
-  const localRequire = (name: string) => require(name === 'express-isr' ? lib : name);
+  const localRequire = (name: string) =>
+    require(name === 'express-isr' ? lib : name === 'express-isr/purge' ? `${lib}/purge` : name);
   const body = `return (async () => {\n${code}\n})();`;
   const run = new Function('require', 'exports', ...Object.keys(names), body);
   await run(localRequire, {}, ...Object.values(names));
@@ -159,6 +163,22 @@ test('**A headless CMS recipe.**: the CMS payload becomes two invalidations', as
   expect(answer.body).toEqual({ ok: true });
   expect(seen).toEqual(['post-hello:expire', 'posts:stale']);
 });
+
+test.each(['**Varnish**', '**Cloudflare**', '**Fastly**'])(
+  '%s: the purger it builds is the cache onRevalidate (the purges: purge-*.test.ts)',
+  async (heading) => {
+    const made: Parameters<typeof isr>[0][] = [];
+    const recordingIsr = (options: Parameters<typeof isr>[0]) => {
+      made.push(options);
+      const cache = isr(options);
+      cleanups.push(() => cache.close());
+      return cache;
+    };
+    await runBlock(heading, { isr: recordingIsr });
+    expect(made).toHaveLength(1);
+    expect(typeof made[0]?.onRevalidate).toBe('function');
+  },
+);
 
 test('### From code: the four calls resolve', async () => {
   const cache = isr();
