@@ -174,6 +174,13 @@ test.each(['**Varnish**', '**Cloudflare**', '**Fastly**'])(
       cleanups.push(() => cache.close());
       return cache;
     };
+    // What the blocks read from the environment (the purgers check them when made).
+    Object.assign(process.env, {
+      CF_ZONE_ID: 'readme-zone',
+      CF_PURGE_TOKEN: 'readme-cf-token',
+      FASTLY_SERVICE_ID: 'readme-service',
+      FASTLY_PURGE_TOKEN: 'readme-fastly-token',
+    });
     await runBlock(heading, { isr: recordingIsr });
     expect(made).toHaveLength(1);
     expect(typeof made[0]?.onRevalidate).toBe('function');
