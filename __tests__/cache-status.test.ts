@@ -233,7 +233,7 @@ describe.each(expressVersions)(
     });
 
     describe('onRevalidate', () => {
-      test('receives { paths, tags, mode } for the methods, the webhook and a successful POST', async () => {
+      test('receives { paths, tags, mode, type } for the methods, the webhook and a successful POST', async () => {
         const calls: unknown[] = [];
         const { app, cache } = setup({
           onRevalidate: (event) => {
@@ -241,13 +241,15 @@ describe.each(expressVersions)(
           },
         });
         await cache.revalidatePath('/tagged');
+        await cache.revalidatePath('/blog', { type: 'layout' });
         await cache.revalidateTag('a', { mode: 'expire' });
         await cache.revalidate({ paths: ['/x'], tags: ['y'], mode: 'regenerate' });
         await cache.idle();
         expect(calls).toEqual([
-          { paths: ['/tagged'], tags: [], mode: 'stale' },
-          { paths: [], tags: ['a'], mode: 'expire' },
-          { paths: ['/x'], tags: ['y'], mode: 'regenerate' },
+          { paths: ['/tagged'], tags: [], mode: 'stale', type: 'page' },
+          { paths: ['/blog'], tags: [], mode: 'stale', type: 'layout' },
+          { paths: [], tags: ['a'], mode: 'expire', type: 'page' },
+          { paths: ['/x'], tags: ['y'], mode: 'regenerate', type: 'page' },
         ]);
 
         const hook = await request(app)
@@ -256,17 +258,19 @@ describe.each(expressVersions)(
           .send({ paths: ['/tagged', '/page'], tags: ['a', 'b'] });
         expect(hook.status).toBe(200);
         await cache.idle();
-        expect(calls.slice(3)).toEqual([
-          { paths: ['/tagged', '/page'], tags: ['a', 'b'], mode: 'stale' },
+        expect(calls.slice(4)).toEqual([
+          { paths: ['/tagged', '/page'], tags: ['a', 'b'], mode: 'stale', type: 'page' },
         ]);
 
         await request(app).get('/tagged'); // a POST invalidates a page that is stored
         await cache.idle();
         expect((await request(app).post('/tagged')).status).toBe(200);
         const deadline = Date.now() + 2000;
-        while (calls.length < 5 && Date.now() < deadline) await sleep(10);
+        while (calls.length < 6 && Date.now() < deadline) await sleep(10);
         await cache.idle();
-        expect(calls.slice(4)).toEqual([{ paths: ['/tagged'], tags: [], mode: 'stale' }]);
+        expect(calls.slice(5)).toEqual([
+          { paths: ['/tagged'], tags: [], mode: 'stale', type: 'page' },
+        ]);
         await cache.close();
       });
 

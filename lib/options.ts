@@ -172,6 +172,8 @@ export interface IsrOptions {
     paths: string[];
     tags: string[];
     mode: RevalidateMode;
+    /** How `paths` match: one page (every query variant) or everything below each. */
+    type: 'page' | 'layout';
   }) => void | Promise<void>;
   /** Prometheus metrics through prom-client, registered on your registry (see README). */
   metrics?: MetricsOptions;

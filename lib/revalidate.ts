@@ -137,11 +137,16 @@ export class Revalidator {
     if (request.mode === 'regenerate') {
       await waitAtMost(this.regenerateAll(clockTags), engine.options.regenerateTimeout);
     }
-    this.forward({ paths, tags, mode });
+    this.forward({ paths, tags, mode, type: request.type });
   }
 
   /** The `onRevalidate` hook (e.g. a CDN purge): in the background, errors reported. */
-  private forward(event: { paths: string[]; tags: string[]; mode: RevalidateMode }): void {
+  private forward(event: {
+    paths: string[];
+    tags: string[];
+    mode: RevalidateMode;
+    type: 'page' | 'layout';
+  }): void {
     const hook = this.engine.options.onRevalidate;
     if (hook === undefined) return;
     this.regenerator.track(

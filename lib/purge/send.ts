@@ -6,8 +6,8 @@ export interface PurgeEvent {
   tags: string[];
   mode: RevalidateMode;
   /**
-   * How `paths` match. The cache's `onRevalidate` event does not carry it yet: a path is then
-   * purged as one page (every query variant), never as everything below it.
+   * How `paths` match: one page (every query variant), or everything below each (`layout`).
+   * Absent (an event made by hand) counts as `page`.
    */
   type?: 'page' | 'layout';
 }
