@@ -3,7 +3,7 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../lib';
-import { windowsFromHeaders } from '../lib/header-policy';
+import { windowsFromHeaders } from '../lib/invalidation/header-policy';
 import { fakeClock } from './helpers/clock';
 import { expressVersions } from './helpers/express';
 
@@ -51,7 +51,6 @@ function site(headers: Record<string, string>, options: Parameters<typeof isr>[0
     },
   };
 }
-
 
 test('Cache-Control: s-maxage sets the window, stale-while-revalidate maxStale', async () => {
   const s = site({ 'cache-control': 's-maxage=30, stale-while-revalidate=100' });

@@ -1,20 +1,26 @@
 import type { IncomingMessage } from 'node:http';
-import { type Freshness, freshness, usefulLifeMs } from './freshness';
-import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
-import type { Lock } from './lease';
-import { Observer } from './observe';
+import { type Freshness, freshness, usefulLifeMs } from './invalidation/freshness';
+import type { MemoryTagClocks, TagClocks } from './invalidation/tag-clocks';
+import { TagIndex } from './invalidation/tag-index';
+import { Observer } from './observability/observer';
+import { prometheusSink } from './observability/prometheus';
+import { Redactor } from './observability/redact';
+import { debug, Reporter } from './observability/report';
+import { warnOnce } from './observability/warnings';
 import type { ResolvedOptions } from './options';
-import { prometheusSink } from './prometheus';
-import { Redactor } from './redact';
-import { debug, Reporter } from './report';
+import type { Lock } from './render/lease';
+import {
+  canonicalUrl,
+  implicitTags,
+  type QueryFilter,
+  queryFilter,
+  userTag,
+} from './request/cache-key';
 import type { L1 } from './stores/l1';
-import { MemoryStore } from './stores/memory-store';
-import type { CacheEvent, RedisEvents } from './stores/redis-events';
+import { MemoryStore } from './stores/memory';
+import type { CacheEvent, RedisEvents } from './stores/redis/events';
 import { type Backend, openTiers, type Walk } from './stores/tiers';
-import type { MemoryTagClocks, TagClocks } from './tag-clocks';
-import { TagIndex } from './tag-index';
 import { type CacheEntry, isEntry, type RequestHandler, type StoredValue } from './types';
-import { warnOnce } from './warnings';
 
 /** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
 export interface Lookup {
@@ -341,7 +347,7 @@ export class Engine {
     const ttl = this.isLocalStore ? undefined : usefulLifeMs(entry);
     if (ttl !== undefined) {
       // The clocks that judge the page first: it is never stored without them (see
-      // stores/redis-tag-clocks.ts), and they outlive it.
+      // stores/redis/tag-clocks.ts), and they outlive it.
       const at = this.options.now();
       const held = await this.clocks.hold?.(clockTags(entry), at, ttl + CLOCK_HOLD_MARGIN_MS);
       if (held === false) {

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import type { Lock } from './lease';
-import type { MetricsOptions } from './prometheus';
-import { type CacheControlBuilder, defaultCacheControl } from './replay';
-import { isKeyvLike, type KeyvLike } from './stores/keyv-store';
+import type { MetricsOptions } from './observability/prometheus';
+import type { Lock } from './render/lease';
+import { type CacheControlBuilder, defaultCacheControl } from './request/replay';
+import { isKeyvLike, type KeyvLike } from './stores/keyv';
 import type { EntryStore } from './stores/types';
 import type { RequestHandler, RevalidateMode } from './types';
 

@@ -1,7 +1,7 @@
-import type { Engine } from './engine';
-import type { Regenerator } from './regenerate';
-import { waitAtMost } from './timeout';
-import { type CacheEntry, isEntry } from './types';
+import type { Engine } from '../engine';
+import type { Regenerator } from '../regeneration/regenerator';
+import { waitAtMost } from '../timeout';
+import { type CacheEntry, isEntry } from '../types';
 
 /** What the cache holds for one page, and in what state: `cache.entry()`, `GET /entry`. */
 export interface EntryInfo {

@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { windowsFromHeaders } from './header-policy';
-import { checkSeconds, type ResolvedOptions } from './options';
-import type { IsrResponse, ResponseIsrConfig } from './types';
+import { windowsFromHeaders } from '../invalidation/header-policy';
+import { checkSeconds, type ResolvedOptions } from '../options';
+import type { IsrResponse, ResponseIsrConfig } from '../types';
 
 const CONFIG = Symbol('express-isr.config');
 
@@ -49,7 +49,7 @@ function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
     // development. What a tag contains is data (a slug from a CMS) and is not refused: a
     // TypeError thrown inside the route would be a 500 for the visitor of one page, for a
     // cache hint. Any string works for `revalidateTag`; the CDN header encodes or leaves out
-    // what a header cannot carry, with a coded warning (cdn-tags.ts, README: `res.isr()`).
+    // what a header cannot carry, with a coded warning (request/cdn-tags.ts, README: `res.isr()`).
     if (
       !Array.isArray(config.tags) ||
       !config.tags.every((t) => typeof t === 'string' && t !== '')
@@ -78,7 +78,7 @@ export function installResponseConfig(res: IsrResponse): void {
 
 /**
  * The page's policy, field by field: what the route said with `res.isr()`, else what its
- * caching headers say (`policyFromHeaders`, see header-policy.ts), else the options.
+ * caching headers say (`policyFromHeaders`, see invalidation/header-policy.ts), else the options.
  */
 export function responseConfig(
   res: IsrResponse,

@@ -1,9 +1,9 @@
-import type { Engine } from './engine';
-import { encodePath, layoutTag, pageTag, userTag } from './key';
-import type { Regenerator } from './regenerate';
-import { debug } from './report';
-import { waitAtMost } from './timeout';
-import type { RevalidateMode } from './types';
+import type { Engine } from '../engine';
+import { debug } from '../observability/report';
+import type { Regenerator } from '../regeneration/regenerator';
+import { encodePath, layoutTag, pageTag, userTag } from '../request/cache-key';
+import { waitAtMost } from '../timeout';
+import type { RevalidateMode } from '../types';
 
 /** Options of `revalidatePath`. */
 export interface RevalidatePathOptions {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { RevalidateMode } from './types';
+import type { RevalidateMode } from '../types';
 
 /** The events of `isr()`, with what each listener receives. */
 export interface IsrEvents {

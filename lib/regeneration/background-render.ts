@@ -1,11 +1,11 @@
-import { captureResponse } from './capture';
-import { responseUncacheableReason, unkeyedHeaderReason, varyNames } from './eligibility';
-import type { Engine } from './engine';
-import { buildEntry } from './entry';
-import { installResponseConfig, responseConfig } from './response-config';
-import { syntheticExchange } from './synthetic-request';
-import { withTimeout } from './timeout';
-import type { CacheEntry, IsrResponse, RequestHandler } from './types';
+import type { Engine } from '../engine';
+import { captureResponse } from '../render/capture';
+import { buildEntry } from '../render/entry';
+import { installResponseConfig, responseConfig } from '../render/response-config';
+import { syntheticExchange } from '../render/synthetic-request';
+import { responseUncacheableReason, unkeyedHeaderReason, varyNames } from '../request/eligibility';
+import { withTimeout } from '../timeout';
+import type { CacheEntry, IsrResponse, RequestHandler } from '../types';
 
 /** A background render's outcome: a page to store, or why there is none to store. */
 export type BackgroundResult =

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type Lease, type Lock, NO_OP_LEASE } from '../lease';
-import type { RedisLink } from './redis';
+import { type Lease, type Lock, NO_OP_LEASE } from '../../render/lease';
+import type { RedisLink } from './client';
 
 /** Runs a Redis call under the store's timeout and circuit breaker (`GuardedStore.attempt`). */
 export type Guard = <T>(call: () => Promise<T>) => Promise<{ ok: true; value: T } | { ok: false }>;

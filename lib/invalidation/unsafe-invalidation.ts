@@ -1,6 +1,6 @@
-import type { Engine } from './engine';
-import { pageTag } from './key';
-import { debug } from './report';
+import type { Engine } from '../engine';
+import { debug } from '../observability/report';
+import { pageTag } from '../request/cache-key';
 
 /**
  * The methods whose success changes the resource at the target URI (RFC 9110 §9.2.1 calls

@@ -1,10 +1,14 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EntriesQuery, EntryInfo } from './inspect';
-import { PROTECT_SECRET } from './redact';
-import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from './revalidate';
-import { warnOnce } from './warnings';
-import { collectInput, HttpError, readBody, safely } from './webhook-input';
+import type { EntriesQuery, EntryInfo } from '../../observability/inspect';
+import { PROTECT_SECRET } from '../../observability/redact';
+import { warnOnce } from '../../observability/warnings';
+import type {
+  RevalidatePathOptions,
+  RevalidateRequest,
+  RevalidateTagOptions,
+} from '../revalidator';
+import { collectInput, HttpError, readBody, safely } from './input';
 
 /** What the router needs from the cache: the two methods of the `isr()` middleware. */
 export interface Revalidatable {

@@ -1,5 +1,5 @@
+import type { CacheEntry } from '../types';
 import type { TagTimes } from './tag-clocks';
-import type { CacheEntry } from './types';
 
 /**
  * - `fresh`: served as it is (`HIT`).

@@ -1,6 +1,6 @@
-import type { ClockKind, TagClocks, TagTimes } from '../tag-clocks';
-import type { RedisLink } from './redis';
-import type { Guard } from './redis-lock';
+import type { ClockKind, TagClocks, TagTimes } from '../../invalidation/tag-clocks';
+import type { RedisLink } from './client';
+import type { Guard } from './lock';
 
 /**
  * Raises a clock, never lowers it, and keeps it at least as long as it already had to live

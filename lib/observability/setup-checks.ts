@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
-import type { Engine } from './engine';
-import type { IsrRequest } from './types';
+import type { Engine } from '../engine';
+import type { IsrRequest } from '../types';
 
 /** Below this many seconds, a window mostly re-renders: "SSR with extra steps". */
 const SHORT_REVALIDATE_S = 5;

@@ -1,10 +1,10 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
+import { warnOnce } from '../observability/warnings';
+import type { CacheEntry } from '../types';
 import { cdnTagValue, planCdnTags, warnCdnTags } from './cdn-tags';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
 import { cacheStatusValue, type StateDetail } from './state-header';
-import type { CacheEntry } from './types';
-import { warnOnce } from './warnings';
 
 export type CacheState = 'HIT' | 'STALE' | 'MISS';
 

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { DURATION_BUCKETS, type ObserverSink } from './observe';
+import { DURATION_BUCKETS, type ObserverSink } from './observer';
 
 /** The part of a prom-client `Registry` we need; the user passes their own. */
 export interface PrometheusRegistry {

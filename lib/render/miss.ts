@@ -1,8 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { type Captured, captureResponse } from './capture';
-import { setCdnTagHeader } from './cdn-tags';
-import { checkRevalidate } from './checks';
+import type { Engine } from '../engine';
+import { debug } from '../observability/report';
+import { checkRevalidate } from '../observability/setup-checks';
+import { setCdnTagHeader } from '../request/cdn-tags';
 import {
   carriesCookies,
   codingProblem,
@@ -10,22 +11,21 @@ import {
   responseUncacheableReason,
   unkeyedHeaderReason,
   varyNames,
-} from './eligibility';
-import type { Engine } from './engine';
+} from '../request/eligibility';
+import { answeredNotModified, relayHead, sameVariant } from '../request/relay';
+import { markState } from '../request/state-header';
+import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
+import { type Captured, captureResponse } from './capture';
 import { buildEntry, strongEtag } from './entry';
-import { answeredNotModified, relayHead, sameVariant } from './relay';
 import {
   answerFailure,
   answerStaleIfError,
   errorMayBeShared,
   type RenderFailure,
 } from './render-failures';
-import { debug } from './report';
 import { installResponseConfig, responseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
-import { markState } from './state-header';
 import { syntheticExchange } from './synthetic-request';
-import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 
 export interface MissResult {
   /** The page, without br/gzip variants yet: shareable with requests that waited for it. */

@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Engine, LEASE_TTL_MS, variantKeyOf } from './engine';
+import { type Engine, LEASE_TTL_MS, variantKeyOf } from '../engine';
+import { debug } from '../observability/report';
+import { replay } from '../request/replay';
+import { markState } from '../request/state-header';
+import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
 import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
@@ -10,11 +14,7 @@ import {
   RenderFailures,
   shareableErrorAnswer,
 } from './render-failures';
-import { replay } from './replay';
-import { debug } from './report';
 import { installResponseConfig } from './response-config';
-import { markState } from './state-header';
-import type { CacheEntry, IsrRequest, IsrResponse } from './types';
 import { WaitingRoom } from './waiting-room';
 
 /** How long an uncacheable page goes straight to the app at most (`revalidate` if shorter). */

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { headerText } from '../request/eligibility';
+import type { CacheEntry } from '../types';
 import type { Captured } from './capture';
-import { headerText } from './eligibility';
 import type { PagePolicy } from './response-config';
-import type { CacheEntry } from './types';
 
 const gzip = promisify(zlib.gzip);
 const brotli = promisify(zlib.brotliCompress);

@@ -1,7 +1,7 @@
+import { type Engine, LEASE_TTL_MS } from '../engine';
+import { debug } from '../observability/report';
+import type { RequestHandler } from '../types';
 import { renderInBackground } from './background-render';
-import { type Engine, LEASE_TTL_MS } from './engine';
-import { debug } from './report';
-import type { RequestHandler } from './types';
 
 /** Options of `cache.prerender()`. */
 export interface PrerenderOptions {

@@ -1,11 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Engine } from '../engine';
+import { debug } from '../observability/report';
+import { headerText } from '../request/eligibility';
+import { replay } from '../request/replay';
+import type { CacheEntry } from '../types';
 import type { Captured } from './capture';
-import { headerText } from './eligibility';
-import type { Engine } from './engine';
 import { hopByHop } from './entry';
-import { replay } from './replay';
-import { debug } from './report';
-import type { CacheEntry } from './types';
 
 /** First retry of a failed cold render after about a second, doubling up to `regenerateTimeout`. */
 const FIRST_RETRY_MS = 1000;
@@ -195,7 +195,7 @@ export function answerFailure(
 /**
  * RFC 5861 `stale-if-error`: a page past `maxStale` whose render failed is answered with its
  * last good version (`STALE`, `Cache-Status: …; detail="stale-if-error"`) instead of the error,
- * while it is within `staleIfError` (freshness.ts). `status` is the failed render's, if it
+ * while it is within `staleIfError` (invalidation/freshness.ts). `status` is the failed render's, if it
  * answered at all.
  */
 export function answerStaleIfError(

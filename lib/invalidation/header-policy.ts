@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { headerText } from './eligibility';
+import { headerText } from '../request/eligibility';
 
 /** What a response's caching headers say of its page's windows (absent: not said). */
 export interface HeaderWindows {
@@ -24,7 +24,7 @@ export interface HeaderWindows {
  *   `Surrogate-Control: max-age=60+600` says both at once;
  * - `must-revalidate` / `proxy-revalidate`: never served stale (RFC 9111 §5.2.2.2, §5.2.2.8);
  * - `no-store`, `no-cache` or `private` in a targeted field: not stored (`revalidate: 0`), as
- *   in `Cache-Control` (eligibility.ts), which a targeted field never overrides for those.
+ *   in `Cache-Control` (request/eligibility.ts), which a targeted field never overrides for those.
  *
  * A freshness of 0 means "not stored", like `res.isr({ revalidate: 0 })`.
  */

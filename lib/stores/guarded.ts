@@ -1,6 +1,6 @@
 import { withTimeout } from '../timeout';
 import type { StoredValue } from '../types';
-import type { KeyvStore } from './keyv-store';
+import type { KeyvStore } from './keyv';
 
 export interface GuardOptions {
   /** Milliseconds one store call may take before it counts as failed. */

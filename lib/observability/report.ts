@@ -1,5 +1,5 @@
 import createDebug from 'debug';
-import type { ErrorContext, ResolvedOptions } from './options';
+import type { ErrorContext, ResolvedOptions } from '../options';
 import { redactForDebug } from './redact';
 
 const namespace = createDebug('express-isr');

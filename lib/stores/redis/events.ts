@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { withTimeout } from '../timeout';
-import type { RedisLink, RedisSubscriber } from './redis';
+import { withTimeout } from '../../timeout';
+import type { RedisLink, RedisSubscriber } from './client';
 
 /** What instances tell each other so that their in-process copies (L1) stay coherent. */
 export type CacheEvent =

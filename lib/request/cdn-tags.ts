@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { mergeTags } from './entry';
-import { preview, tagProblem } from './revalidate';
+import { preview, tagProblem } from '../invalidation/revalidator';
+import { mergeTags } from '../render/entry';
 
 /**
  * A page's tags as a CDN in front receives them, in `Cache-Tag` (comma-separated) or

@@ -1,18 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkMountOrder, checkSetup } from './checks';
-import { ColdFlights } from './cold-flight';
-import { carriesCookies, requestBypassReason } from './eligibility';
-import { clockTags, Engine, type Lookup } from './engine';
-import type { Freshness } from './freshness';
-import { type EntriesQuery, type EntryInfo, Inspector } from './inspect';
-import type { IsrEventName, IsrEvents, IsrStats } from './observe';
-import { type IsrOptions, resolveOptions } from './options';
-import { type PrerenderOptions, type PrerenderResult, prerender } from './prerender';
-import { PROTECT_SECRET } from './redact';
-import { MAX_CONCURRENT_REGENERATIONS, Regenerator } from './regenerate';
-import { replay } from './replay';
-import { debug } from './report';
-import { installResponseConfig } from './response-config';
+import { clockTags, Engine, type Lookup } from '../engine';
+import type { Freshness } from '../invalidation/freshness';
 import {
   modeProblem,
   pathProblem,
@@ -22,14 +10,26 @@ import {
   Revalidator,
   tagProblem,
   typeProblem,
-} from './revalidate';
-import { WEBHOOK_REQUEST } from './router';
-import { sharedRequestHeaders } from './shared-request';
+} from '../invalidation/revalidator';
+import { INVALIDATING_METHODS, UnsafeInvalidation } from '../invalidation/unsafe-invalidation';
+import { WEBHOOK_REQUEST } from '../invalidation/webhook/router';
+import { type EntriesQuery, type EntryInfo, Inspector } from '../observability/inspect';
+import type { IsrEventName, IsrEvents, IsrStats } from '../observability/observer';
+import { PROTECT_SECRET } from '../observability/redact';
+import { debug } from '../observability/report';
+import { checkMountOrder, checkSetup } from '../observability/setup-checks';
+import { type IsrOptions, resolveOptions } from '../options';
+import { type PrerenderOptions, type PrerenderResult, prerender } from '../regeneration/prerender';
+import { MAX_CONCURRENT_REGENERATIONS, Regenerator } from '../regeneration/regenerator';
+import { ColdFlights } from '../render/cold-flight';
+import { installResponseConfig } from '../render/response-config';
+import { sharedRequestHeaders } from '../render/shared-request';
+import { isRegeneration, syntheticExchange } from '../render/synthetic-request';
+import { waitAtMost } from '../timeout';
+import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from '../types';
+import { carriesCookies, requestBypassReason } from './eligibility';
+import { replay } from './replay';
 import { markState } from './state-header';
-import { isRegeneration, syntheticExchange } from './synthetic-request';
-import { waitAtMost } from './timeout';
-import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from './types';
-import { INVALIDATING_METHODS, UnsafeInvalidation } from './unsafe-invalidation';
 
 /** What `idle()` and `close()` wait beyond `regenerateTimeout`: the stores after a late render. */
 const IDLE_GRACE_MS = 1000;

@@ -4,9 +4,9 @@
  * the visitor's own validators, and whether it is the visitor's variant at all.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { variantKeyOf } from '../engine';
+import { hopByHop } from '../render/entry';
 import { headerText } from './eligibility';
-import { variantKeyOf } from './engine';
-import { hopByHop } from './entry';
 import { notModified } from './replay';
 
 /**
@@ -25,7 +25,7 @@ export function relayHead(
   const hop = hopByHop(headers);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || hop.has(name)) continue;
-    // Consumed here, never sent on: see NOT_STORED in entry.ts.
+    // Consumed here, never sent on: see NOT_STORED in render/entry.ts.
     if (name === 'date' || name === 'surrogate-control') continue;
     if (name === 'set-cookie') {
       // Beside the cookies a middleware before isr() set on this response (an A/B split):

@@ -1,7 +1,7 @@
+import { type Engine, LEASE_TTL_MS } from '../engine';
+import { debug } from '../observability/report';
+import type { CacheEntry } from '../types';
 import { renderInBackground } from './background-render';
-import { type Engine, LEASE_TTL_MS } from './engine';
-import { debug } from './report';
-import type { CacheEntry } from './types';
 
 /** First retry after about a second, doubling up to a minute (DESIGN.md). */
 const FIRST_RETRY_MS = 1000;
