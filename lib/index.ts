@@ -2,6 +2,7 @@ import type { ResponseIsrConfig } from './types';
 
 export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/revalidator';
 export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
+export { createIsr as isr, type IsrMiddleware } from './isr';
 export type { EntriesQuery, EntryInfo } from './observability/inspect';
 export type { IsrEventName, IsrEvents, IsrStats } from './observability/observer';
 export type { MetricsOptions } from './observability/prometheus';
@@ -9,7 +10,6 @@ export type { ErrorContext, IsrOptions } from './options';
 export type { PrerenderOptions, PrerenderResult } from './regeneration/prerender';
 export type { Lease, Lock } from './render/lease';
 export { isRegeneration } from './render/synthetic-request';
-export { createIsr as isr, type IsrMiddleware } from './request/middleware';
 export type { CacheControlBuilder, CacheState } from './request/replay';
 export type { KeyvLike } from './stores/keyv';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
