@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Engine, LEASE_TTL_MS, variantKeyOf } from '../engine';
+import { type Engine, LEASE_TTL_MS } from '../engine';
 import { debug } from '../observability/report';
+import { variantKeyOf } from '../request/lookup';
 import { replay } from '../request/replay';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { clockTags, type Engine, type Lookup } from '../engine';
+import type { Engine } from '../engine';
 import type { Freshness } from '../invalidation/freshness';
 import { INVALIDATING_METHODS, type UnsafeInvalidation } from '../invalidation/unsafe-invalidation';
 import { WEBHOOK_REQUEST } from '../invalidation/webhook/router';
@@ -13,6 +13,7 @@ import { isRegeneration, syntheticExchange } from '../render/synthetic-request';
 import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from '../types';
 import { carriesCookies, requestBypassReason } from './eligibility';
 import { fastPath } from './fast-path';
+import { clockTags, type Lookup } from './lookup';
 import { replay } from './replay';
 import { markState } from './state-header';
 

@@ -4,9 +4,9 @@
  * the visitor's own validators, and whether it is the visitor's variant at all.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { variantKeyOf } from '../engine';
 import { hopByHop } from '../render/entry';
 import { headerText } from './eligibility';
+import { variantKeyOf } from './lookup';
 import { notModified } from './replay';
 
 /**
