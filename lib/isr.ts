@@ -16,11 +16,12 @@ import type { IsrEventName, IsrEvents, IsrStats } from './observability/observer
 import { PROTECT_SECRET } from './observability/redact';
 import { debug } from './observability/report';
 import { checkSetup } from './observability/setup-checks';
-import { type IsrOptions, resolveOptions } from './options';
+import type { IsrOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './regeneration/prerender';
 import { Regenerator } from './regeneration/regenerator';
 import { ColdFlights } from './render/cold-flight';
 import { handleRequests } from './request/middleware';
+import { resolveOptions } from './resolve-options';
 import { waitAtMost } from './timeout';
 import type { RequestHandler } from './types';
 

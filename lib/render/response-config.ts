@@ -1,7 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { windowsFromHeaders } from '../invalidation/header-policy';
-import { checkSeconds, type ResolvedOptions } from '../options';
+import type { ResolvedOptions } from '../options';
 import type { IsrResponse, ResponseIsrConfig } from '../types';
+import { checkSeconds } from '../validate';
 
 const CONFIG = Symbol('express-isr.config');
 
