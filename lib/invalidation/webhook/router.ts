@@ -1,14 +1,15 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EntriesQuery, EntryInfo } from '../../observability/inspect';
 import { PROTECT_SECRET } from '../../observability/redact';
-import { warnOnce } from '../../observability/warnings';
 import type {
   RevalidatePathOptions,
   RevalidateRequest,
   RevalidateTagOptions,
 } from '../revalidator';
+import { bearerOf, digest, signatureMatches } from './auth';
 import { collectInput, HttpError, readBody, safely } from './input';
+import { checkRouterOptions } from './router-options';
 
 /** What the router needs from the cache: the two methods of the `isr()` middleware. */
 export interface Revalidatable {
@@ -62,11 +63,6 @@ export interface RevalidateRouterOptions {
  * POST as a change to the page at the webhook's own URL (RFC 9111 §4.4).
  */
 export const WEBHOOK_REQUEST = Symbol('express-isr.webhook');
-
-const DEFAULT_MAX_BODY = 64 * 1024;
-const DEFAULT_MAX_TARGETS = 100;
-const DEFAULT_BODY_TIMEOUT = 10_000;
-const MIN_SECRET_LENGTH = 16;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
@@ -212,31 +208,6 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
   }
 }
 
-function bearerOf(req: IncomingMessage): string | undefined {
-  return /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-}
-
-/** Hashing first makes the comparison constant-time whatever the lengths (timingSafeEqual needs equal lengths). */
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-function signatureMatches(
-  req: IncomingMessage,
-  raw: Buffer,
-  signature: NonNullable<RevalidateRouterOptions['signature']>,
-  routerSecret: string,
-): boolean {
-  const header = req.headers[signature.header.toLowerCase()];
-  if (typeof header !== 'string') return false;
-  const prefix = signature.prefix ?? '';
-  if (!header.startsWith(prefix)) return false;
-  const expected = createHmac(signature.algorithm ?? 'sha256', signature.secret ?? routerSecret)
-    .update(raw)
-    .digest(signature.encoding ?? 'hex');
-  return timingSafeEqual(digest(header.slice(prefix.length)), digest(expected));
-}
-
 function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
   const mark = url.indexOf('?');
   return mark === -1
@@ -251,65 +222,4 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.setHeader('cache-control', 'no-store');
   res.setHeader('content-length', Buffer.byteLength(text));
   res.end(text);
-}
-
-function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptions) {
-  if (typeof cache?.revalidatePath !== 'function' || typeof cache?.revalidateTag !== 'function') {
-    throw new TypeError(
-      '[express-isr] revalidateRouter(cache, options): cache must be the middleware returned by isr()',
-    );
-  }
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(
-      '[express-isr] revalidateRouter(cache, options): options must be an object with a secret',
-    );
-  }
-  const {
-    secret,
-    maxBodySize = DEFAULT_MAX_BODY,
-    maxTargets = DEFAULT_MAX_TARGETS,
-    bodyTimeout = DEFAULT_BODY_TIMEOUT,
-    signature,
-    verify,
-  } = options;
-  if (typeof secret !== 'string' || secret.trim() === '') {
-    throw new TypeError(
-      '[express-isr] revalidateRouter: secret must be a non-empty string (e.g. process.env.ISR_SECRET), got ' +
-        (secret === undefined ? 'undefined' : JSON.stringify(secret)),
-    );
-  }
-  if (!Number.isInteger(maxBodySize) || maxBodySize <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: maxBodySize must be a positive integer, got ${JSON.stringify(maxBodySize)}`,
-    );
-  }
-  if (!Number.isInteger(maxTargets) || maxTargets <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: maxTargets must be a positive integer, got ${JSON.stringify(maxTargets)}`,
-    );
-  }
-  if (!Number.isInteger(bodyTimeout) || bodyTimeout <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: bodyTimeout must be a positive integer (milliseconds), got ${JSON.stringify(bodyTimeout)}`,
-    );
-  }
-  if (
-    signature !== undefined &&
-    (typeof signature !== 'object' || typeof signature.header !== 'string')
-  ) {
-    throw new TypeError(
-      '[express-isr] revalidateRouter: signature must be an object with a header name',
-    );
-  }
-  if (verify !== undefined && typeof verify !== 'function') {
-    throw new TypeError('[express-isr] revalidateRouter: verify must be a function');
-  }
-  if (secret.length < MIN_SECRET_LENGTH) {
-    warnOnce(
-      options.logger ?? console,
-      'ISR_SHORT_SECRET',
-      `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`,
-    );
-  }
-  return { secret, maxBodySize, maxTargets, bodyTimeout, signature, verify };
 }
