@@ -10,7 +10,7 @@ export type { ErrorContext, IsrOptions } from './options';
 export type { PrerenderOptions, PrerenderResult } from './regeneration/prerender';
 export type { Lease, Lock } from './render/lease';
 export { isRegeneration } from './render/synthetic-request';
-export type { CacheControlBuilder, CacheState } from './request/replay';
+export type { CacheControlBuilder, CacheState } from './request/cache-control';
 export type { KeyvLike } from './stores/keyv';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
 export type { CacheEntry, ResponseIsrConfig, RevalidateMode } from './types';

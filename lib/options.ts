@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { MetricsOptions } from './observability/prometheus';
 import type { Lock } from './render/lease';
-import type { CacheControlBuilder } from './request/replay';
+import type { CacheControlBuilder } from './request/cache-control';
 import type { KeyvLike } from './stores/keyv';
 import type { EntryStore } from './stores/types';
 import type { RequestHandler, RevalidateMode } from './types';

@@ -1,5 +1,5 @@
 import type { IsrOptions, ResolvedOptions } from './options';
-import { type CacheControlBuilder, defaultCacheControl } from './request/replay';
+import { type CacheControlBuilder, defaultCacheControl } from './request/cache-control';
 import { isKeyvLike } from './stores/keyv';
 import {
   checkSeconds,

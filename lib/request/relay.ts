@@ -5,9 +5,9 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { hopByHop } from '../render/entry';
+import { notModified } from './conditionals';
 import { headerText } from './eligibility';
 import { variantKeyOf } from './lookup';
-import { notModified } from './replay';
 
 /**
  * The shared render's status and headers on the visitor's response, as a replay would send
