@@ -3,14 +3,14 @@
  * (repeated names keep their order), tracking parameters left out (and out of what the render
  * sees), the `ignoreQuery` / `allowQuery` / `key` options, percent-encoding normalised
  * (RFC 3986 §6.2.2) without ever letting two different URLs collide, fragments ignored.
- * Also unit tests of `canonicalUrl` and `queryFilter` from lib/key.ts.
+ * Also unit tests of `canonicalUrl` and `queryFilter` from lib/request/cache-key.ts.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../lib';
-import { canonicalUrl, type QueryFilter, queryFilter } from '../lib/key';
+import { canonicalUrl, type QueryFilter, queryFilter } from '../lib/request/cache-key';
 import { fakeClock } from './helpers/clock';
 import { expressVersions } from './helpers/express';
 

@@ -14,7 +14,7 @@ import type { RequestListener } from 'node:http';
 import path from 'node:path';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
-import { cdnTag, MAX_CDN_TAG_HEADER_BYTES } from '../lib/cdn-tags';
+import { cdnTag, MAX_CDN_TAG_HEADER_BYTES } from '../lib/request/cdn-tags';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';

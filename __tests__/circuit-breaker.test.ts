@@ -5,8 +5,8 @@
  * succeeds closes the breaker. Time is the injectable clock; the store is a stand-in whose
  * calls hang or answer on command.
  */
-import { GuardedStore } from '../lib/stores/guarded-store';
-import type { KeyvStore } from '../lib/stores/keyv-store';
+import { GuardedStore } from '../lib/stores/guarded';
+import type { KeyvStore } from '../lib/stores/keyv';
 
 function setup() {
   let time = 0;

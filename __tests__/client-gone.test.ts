@@ -134,7 +134,7 @@ describe.each(expressVersions)(
         leaseTaken.resolve();
         await new Promise((resolve) => setTimeout(resolve, 50));
         expect(renders).toBe(1);
-        expect(held).toBe(0); // the lease is renewed for ever otherwise (redis-lock.ts)
+        expect(held).toBe(0); // the lease is renewed for ever otherwise (lib/stores/redis/lock.ts)
         const started = Date.now();
         await server.get('/page');
         expect(Date.now() - started).toBeLessThan(500);

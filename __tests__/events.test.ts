@@ -8,7 +8,7 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isRegeneration, isr, revalidateRouter } from '../lib';
-import type { IsrEventName, IsrEvents } from '../lib/observe';
+import type { IsrEventName, IsrEvents } from '../lib/observability/observer';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { type ExpressFactory, expressVersions } from './helpers/express';

@@ -8,7 +8,7 @@ import express from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { isr } from '../lib';
-import { freshness } from '../lib/freshness';
+import { freshness } from '../lib/invalidation/freshness';
 import type { CacheEntry } from '../lib/types';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';

@@ -3,7 +3,7 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../lib';
-import { windowsFromHeaders } from '../lib/header-policy';
+import { windowsFromHeaders } from '../lib/invalidation/header-policy';
 import { fakeClock } from './helpers/clock';
 import { expressVersions } from './helpers/express';
 

@@ -11,7 +11,7 @@ import KeyvRedis, { createClient } from '@keyv/redis';
 import express from 'express';
 import Keyv from 'keyv';
 import { isr } from '../lib';
-import { implicitTags, userTag } from '../lib/key';
+import { implicitTags, userTag } from '../lib/request/cache-key';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';

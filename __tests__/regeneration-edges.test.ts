@@ -7,7 +7,7 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr } from '../lib';
-import { MAX_CONCURRENT_REGENERATIONS } from '../lib/regenerate';
+import { MAX_CONCURRENT_REGENERATIONS } from '../lib/regeneration/regenerator';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { deferred } from './helpers/deferred';

@@ -7,7 +7,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type CacheEntry, isr } from '../lib';
-import { type CacheState, defaultCacheControl, type ReplaySettings, replay } from '../lib/replay';
+import { type CacheState, defaultCacheControl } from '../lib/request/cache-control';
+import { type ReplaySettings, replay } from '../lib/request/replay';
 import { expressVersions } from './helpers/express';
 import { rawRequest } from './helpers/raw-http';
 

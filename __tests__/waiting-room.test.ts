@@ -3,7 +3,7 @@
  * outcome, in the order they came, and nobody waits longer than the patience given (one timer
  * for all of them). Jest's fake timers drive both `setTimeout` and `performance.now()`.
  */
-import { WaitingRoom } from '../lib/waiting-room';
+import { WaitingRoom } from '../lib/render/waiting-room';
 
 describe('WaitingRoom', () => {
   beforeEach(() => jest.useFakeTimers());

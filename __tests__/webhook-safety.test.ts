@@ -6,7 +6,7 @@
 import net from 'node:net';
 import express from 'express';
 import { isr, revalidateRouter } from '../lib';
-import type { RevalidateRouterOptions } from '../lib/router';
+import type { RevalidateRouterOptions } from '../lib/invalidation/webhook/router';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';
 import { within } from './helpers/serve';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import express5, { type Express, type RequestHandler } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, revalidateRouter } from '../lib';
-import type { RevalidateRouterOptions } from '../lib/router';
+import type { RevalidateRouterOptions } from '../lib/invalidation/webhook/router';
 import { cleanupsAfterEach } from './helpers/cleanups';
 import { fakeClock } from './helpers/clock';
 import { errorRecorder } from './helpers/collect';

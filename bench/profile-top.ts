@@ -72,7 +72,7 @@ function main(): void {
     line(micros, key);
 }
 
-/** `express`, `node:_http_outgoing`, `lib/replay.ts`, `(native)`, `(garbage collector)`… */
+/** `express`, `node:_http_outgoing`, `lib/request/replay.ts`, `(native)`, `(garbage collector)`… */
 function sourceOf(label: string): string {
   const match = / \(([^()]*?)(?::\d+)?\)$/.exec(label);
   if (match === null) return label.startsWith('(') ? label : '(native)';

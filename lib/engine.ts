@@ -1,49 +1,20 @@
 import type { IncomingMessage } from 'node:http';
-import { type Freshness, freshness, usefulLifeMs } from './freshness';
-import { canonicalUrl, implicitTags, type QueryFilter, queryFilter, userTag } from './key';
-import type { Lock } from './lease';
-import { Observer } from './observe';
+import type { TagClocks } from './invalidation/tag-clocks';
+import { TagIndex } from './invalidation/tag-index';
+import { Observer } from './observability/observer';
+import { prometheusSink } from './observability/prometheus';
+import { Redactor } from './observability/redact';
+import { debug, Reporter } from './observability/report';
+import { warnOnce } from './observability/warnings';
 import type { ResolvedOptions } from './options';
-import { prometheusSink } from './prometheus';
-import { Redactor } from './redact';
-import { debug, Reporter } from './report';
+import type { Lock } from './render/lease';
+import { canonicalUrl, type QueryFilter, queryFilter } from './request/cache-key';
 import type { L1 } from './stores/l1';
-import { MemoryStore } from './stores/memory-store';
-import type { CacheEvent, RedisEvents } from './stores/redis-events';
+import { MemoryStore } from './stores/memory';
+import { PageWrites } from './stores/page-writes';
+import type { RedisEvents } from './stores/redis/events';
 import { type Backend, openTiers, type Walk } from './stores/tiers';
-import type { MemoryTagClocks, TagClocks } from './tag-clocks';
-import { TagIndex } from './tag-index';
-import { type CacheEntry, isEntry, type RequestHandler, type StoredValue } from './types';
-import { warnOnce } from './warnings';
-
-/** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
-export interface Lookup {
-  entry: CacheEntry | undefined;
-  /** The key of this request's variant: the URL's key, plus Vary'd header values if any. */
-  variantKey: string;
-  /** The request headers the URL's responses vary on, as last stored. */
-  vary: string[];
-  /** The URL's key. */
-  key: string;
-  /** Found in the in-process copy (L1) rather than the shared store. */
-  local: boolean;
-  /** The L1 epoch when the lookup began: a copy read in an older epoch is not kept. */
-  epoch: number;
-}
-
-/** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
-export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
-
-/** A page, not a Vary record nor a version pointer (what a variant key should hold). */
-function entryOf(value: StoredValue | undefined): CacheEntry | undefined {
-  return isEntry(value) ? value : undefined;
-}
-
-/** How much longer a page's tag clocks are held than the page: its write may come late. */
-const CLOCK_HOLD_MARGIN_MS = 60_000;
-
-/** The `vary` of a URL whose responses vary on nothing: shared, never written to. */
-const NO_VARY: string[] = Object.freeze([]) as unknown as string[];
+import type { RequestHandler } from './types';
 
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
 export const LEASE_TTL_MS = 5000;
@@ -51,9 +22,11 @@ export const LEASE_TTL_MS = 5000;
 /**
  * State shared by the request flow, regeneration and revalidation: the options, the store
  * (guarded when remote), the tag clocks, the lock and — with Redis — the in-process copy (L1)
- * and the events that keep it coherent.
+ * and the events that keep it coherent. How a page is found and judged is `PageLookups`
+ * (request/lookup.ts), how one is stored `PageWrites` (stores/page-writes.ts); here are the
+ * render clock, invalidations, cache keys and the warnings.
  */
-export class Engine {
+export class Engine extends PageWrites {
   readonly reporter: Reporter;
   readonly store: Backend;
   /** Walks the stored values, for inspection. */
@@ -71,8 +44,8 @@ export class Engine {
   readonly observer = new Observer((text) => this.redactor.redact(text));
   /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
   readonly index = new TagIndex();
-  private readonly l1: L1 | undefined;
-  private readonly events: RedisEvents | undefined;
+  protected readonly l1: L1 | undefined;
+  protected readonly events: RedisEvents | undefined;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
   private readonly owned: { close(): Promise<void> } | undefined;
   private readonly canonicalMemo = new Map<string, { path: string; url: string }>();
@@ -81,6 +54,7 @@ export class Engine {
   private lastRenderStart = 0;
 
   constructor(readonly options: ResolvedOptions) {
+    super();
     this.reporter = new Reporter(
       options,
       (error) => this.observer.storeError(error),
@@ -215,234 +189,4 @@ export class Engine {
   versioned(key: string, version = this.version): string {
     return version === undefined ? key : `v:${version}:${key}`;
   }
-
-  async lookup(key: string, headers: IncomingMessage['headers']): Promise<Lookup> {
-    const epoch = this.l1?.epoch ?? 0;
-    const local = this.peek(key, headers);
-    if (local !== undefined) return local;
-    const found = await this.find(key, headers);
-    if (found.entry === undefined && this.version !== undefined) {
-      const earlier = await this.findEarlierVersion(key, headers);
-      if (earlier !== undefined) return { ...earlier, key, local: false, epoch };
-    }
-    return { ...found, key, local: false, epoch };
-  }
-
-  /**
-   * Right after a deploy, this version has no page yet where the previous one had: that page,
-   * found through the pointer the last save of the URL left, is served `STALE` (freshness never
-   * calls another version's page fresh) while this version renders its own at its own key.
-   */
-  private async findEarlierVersion(
-    key: string,
-    headers: IncomingMessage['headers'],
-  ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'> | undefined> {
-    const own = this.versioned('');
-    const base = key.slice(own.length);
-    const pointer = await this.store.get(`isr-latest:${base}`);
-    if (pointer === undefined || !('latest' in pointer) || pointer.latest === this.version)
-      return undefined;
-    const theirs = await this.find(this.versioned(base, pointer.latest), headers);
-    if (theirs.entry === undefined) return undefined;
-    debug('lookup: %s missing, version %s has it', key, pointer.latest);
-    // Stored again under this version's key: the variant of the same headers.
-    return { ...theirs, variantKey: variantKeyOf(key, theirs.vary, headers) };
-  }
-
-  /**
-   * The lookup that needs no I/O, or `undefined` when only the shared store can answer. The
-   * memory store always answers (found or not); L1 answers when it holds the page. Together
-   * with `freshnessNow` it is the whole hot path of a hit: no promise, no await.
-   */
-  peek(key: string, headers: IncomingMessage['headers']): Lookup | undefined {
-    const epoch = this.l1?.epoch ?? 0;
-    if (this.l1 !== undefined) {
-      const found = this.findNow(key, headers, this.l1);
-      return found.entry === undefined ? undefined : { ...found, key, local: true, epoch };
-    }
-    if (!(this.store instanceof MemoryStore)) return undefined;
-    return { ...this.findNow(key, headers, this.store), key, local: false, epoch };
-  }
-
-  /**
-   * `find` for a tier that answers synchronously (memory, L1), written without closures:
-   * it runs on every hit.
-   */
-  private findNow(
-    key: string,
-    headers: IncomingMessage['headers'],
-    tier: { get(key: string): StoredValue | undefined },
-  ): Pick<Lookup, 'entry' | 'variantKey' | 'vary'> {
-    const found = tier.get(key);
-    if (found === undefined || !isVaryRecord(found)) {
-      return { entry: entryOf(found), variantKey: key, vary: NO_VARY };
-    }
-    const variantKey = variantKeyOf(key, found.vary, headers);
-    return { entry: entryOf(tier.get(variantKey)), variantKey, vary: found.vary };
-  }
-
-  /** `freshness` for what `peek` found: its clocks (memory, or L1's mirror) answer at once. */
-  freshnessNow(entry: CacheEntry, found: Lookup): Freshness {
-    const clocks = (found.local && this.l1 ? this.l1.clocks : this.clocks) as MemoryTagClocks;
-    return freshness(entry, this.options.now(), clocks.read(clockTags(entry)), this.version);
-  }
-
-  /** `findNow` for the shared store: the same Vary record followed, with an await per read. */
-  private async find(
-    key: string,
-    headers: IncomingMessage['headers'],
-  ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'>> {
-    const found = await this.store.get(key);
-    if (found === undefined || !isVaryRecord(found)) {
-      return { entry: entryOf(found), variantKey: key, vary: NO_VARY };
-    }
-    const variantKey = variantKeyOf(key, found.vary, headers);
-    return { entry: entryOf(await this.store.get(variantKey)), variantKey, vary: found.vary };
-  }
-
-  /** The entry stored at exactly `variantKey`, if any. */
-  async lookupEntry(variantKey: string): Promise<CacheEntry | undefined> {
-    return entryOf(await this.store.get(variantKey));
-  }
-
-  /**
-   * Fresh, stale or expired, from the entry's age and its tags' clocks: the in-process mirror
-   * for an L1 copy, the shared clocks otherwise. A shared entry found fresh is copied into L1.
-   */
-  async freshness(entry: CacheEntry, found?: Lookup): Promise<Freshness> {
-    const local = found?.local && this.l1;
-    const clocks = local ? this.l1.clocks : this.clocks;
-    const times = await clocks.read(clockTags(entry), local ? undefined : entry.storedAt);
-    const state = freshness(entry, this.options.now(), times, this.version);
-    if (found !== undefined && !found.local && state.state === 'fresh' && this.l1) {
-      if (found.vary.length > 0) this.l1.put(found.key, { vary: found.vary }, found.epoch);
-      this.l1.put(found.variantKey, entry, found.epoch);
-    }
-    return state;
-  }
-
-  /** Removes the entry at `variantKey` everywhere. */
-  async remove(variantKey: string): Promise<void> {
-    await this.store.delete(variantKey);
-    this.l1?.drop(variantKey);
-    await this.broadcast({ type: 'delete', key: variantKey });
-  }
-
-  /**
-   * Stores an entry under its URL's key — or, when the page varies on request headers, under
-   * its variant's key with a Vary record at the URL's key (RFC 9111 §4.1). An entry never
-   * replaces one rendered later (a slow regeneration loses to a fresher page).
-   */
-  async save(key: string, entry: CacheEntry, vary: string[]): Promise<SaveOutcome> {
-    let target = key;
-    const epoch = this.l1?.epoch ?? 0;
-    // In a shared store every key lives as long as the page may be of use, and no longer
-    // (README, "Running many instances"); the memory store keeps to its byte budget instead.
-    const ttl = this.isLocalStore ? undefined : usefulLifeMs(entry);
-    if (ttl !== undefined) {
-      // The clocks that judge the page first: it is never stored without them (see
-      // stores/redis-tag-clocks.ts), and they outlive it.
-      const at = this.options.now();
-      const held = await this.clocks.hold?.(clockTags(entry), at, ttl + CLOCK_HOLD_MARGIN_MS);
-      if (held === false) {
-        debug('store: %s not kept, its tag clocks could not be written', key);
-        return 'unavailable';
-      }
-      entry.storedAt = at;
-    }
-    if (vary.length > 0) {
-      await this.store.set(key, { vary }, ttl);
-      this.l1?.put(key, { vary }, epoch);
-      target = variantKeyOf(key, vary, entry.requestHeaders);
-    }
-    const current = entryOf(await this.store.get(target));
-    if (current !== undefined && current.generatedAt > entry.generatedAt) {
-      debug('store: %s kept, a newer render is already stored', target);
-      return 'newer-kept';
-    }
-    const ok = await this.store.set(target, entry, ttl);
-    if (ok !== false) {
-      this.index.add({ key, variantKey: target }, clockTags(entry));
-      this.l1?.put(target, entry, epoch);
-      await this.broadcast({ type: 'set', key: target });
-      if (this.version !== undefined) {
-        const base = key.slice(this.versioned('').length);
-        await this.store.set(`isr-latest:${base}`, { latest: this.version }, ttl);
-      }
-    }
-    debug(
-      'store: %s (%d bytes%s%s; %s)%s',
-      target,
-      entry.body.length,
-      entry.br ? `, br ${entry.br.length}` : '',
-      entry.gzip ? `, gzip ${entry.gzip.length}` : '',
-      this.store instanceof MemoryStore
-        ? 'in memory'
-        : `~${storedSize(entry)} bytes stored, base64`,
-      ok === false ? ' — store unavailable, not kept' : '',
-    );
-    return ok === false ? 'unavailable' : 'stored';
-  }
-
-  /** Tells the other instances; a failed publish is retried once, then reported. */
-  private async broadcast(event: CacheEvent): Promise<void> {
-    if (this.events === undefined) return;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.events.publish(event);
-        return;
-      } catch (error) {
-        if (attempt >= 2) {
-          this.reporter.error(error, { phase: 'store-write' });
-          return;
-        }
-      }
-    }
-  }
-}
-
-/** What an entry weighs in a Keyv store: its bodies in base64 plus headers and fields. */
-function storedSize(entry: CacheEntry): number {
-  const base64 = (n: number) => Math.ceil(n / 3) * 4;
-  const bodies =
-    base64(entry.body.length) + base64(entry.br?.length ?? 0) + base64(entry.gzip?.length ?? 0);
-  return (
-    bodies +
-    JSON.stringify([entry.headers, entry.tags, entry.url, entry.etag, entry.requestHeaders])
-      .length +
-    100
-  );
-}
-
-export function isVaryRecord(value: StoredValue): value is { vary: string[] } {
-  return 'vary' in value && !('body' in value);
-}
-
-/** The URL's key plus the values of the headers it varies on: `\0` cannot occur in a URL. */
-export function variantKeyOf(
-  key: string,
-  vary: readonly string[],
-  headers: Record<string, string | string[] | undefined>,
-): string {
-  let variant = key;
-  for (const name of vary) {
-    const value = headers[name];
-    const text = Array.isArray(value) ? value.join(', ') : (value ?? '');
-    variant += `\0${name}=${text.trim().replace(/\s+/g, ' ')}`;
-  }
-  return variant;
-}
-
-const tagCache = new WeakMap<CacheEntry, string[]>();
-
-/** The tags whose clocks decide an entry's freshness: its own and its path's. */
-export function clockTags(entry: CacheEntry): string[] {
-  let tags = tagCache.get(entry);
-  if (tags === undefined) {
-    const mark = entry.url.indexOf('?');
-    const path = mark === -1 ? entry.url : entry.url.slice(0, mark);
-    tags = [...implicitTags(path), ...entry.tags.map(userTag)];
-    tagCache.set(entry, tags);
-  }
-  return tags;
 }

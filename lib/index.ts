@@ -1,18 +1,18 @@
 import type { ResponseIsrConfig } from './types';
 
-export type { EntriesQuery, EntryInfo } from './inspect';
-export type { Lease, Lock } from './lease';
-export { createIsr as isr, type IsrMiddleware } from './middleware';
-export type { IsrEventName, IsrEvents, IsrStats } from './observe';
+export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/revalidator';
+export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
+export { createIsr as isr, type IsrMiddleware } from './isr';
+export type { EntriesQuery, EntryInfo } from './observability/inspect';
+export type { IsrEventName, IsrEvents, IsrStats } from './observability/observer';
+export type { MetricsOptions } from './observability/prometheus';
 export type { ErrorContext, IsrOptions } from './options';
-export type { PrerenderOptions, PrerenderResult } from './prerender';
-export type { MetricsOptions } from './prometheus';
-export type { CacheControlBuilder, CacheState } from './replay';
-export type { RevalidatePathOptions, RevalidateTagOptions } from './revalidate';
-export { type RevalidateRouterOptions, revalidateRouter } from './router';
-export type { KeyvLike } from './stores/keyv-store';
-export { MemoryStore, type MemoryStoreOptions } from './stores/memory-store';
-export { isRegeneration } from './synthetic-request';
+export type { PrerenderOptions, PrerenderResult } from './regeneration/prerender';
+export type { Lease, Lock } from './render/lease';
+export { isRegeneration } from './render/synthetic-request';
+export type { CacheControlBuilder, CacheState } from './request/cache-control';
+export type { KeyvLike } from './stores/keyv';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
 export type { CacheEntry, ResponseIsrConfig, RevalidateMode } from './types';
 
 declare global {

@@ -68,7 +68,7 @@ export interface CacheEntry {
   version?: string;
   /**
    * When it was written to a shared store (ms, `now()`): the Redis records of its tag clocks
-   * must be at least this old, or one was evicted meanwhile (see stores/redis-tag-clocks.ts).
+   * must be at least this old, or one was evicted meanwhile (see stores/redis/tag-clocks.ts).
    */
   storedAt?: number;
   /** Tags given by the route (`res.isr`, `Cache-Tag`, `Surrogate-Key`). */

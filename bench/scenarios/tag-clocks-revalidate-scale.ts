@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import type Keyv from 'keyv';
 import { type CacheEntry, type IsrMiddleware, isr, MemoryStore } from '../../lib';
-import { KeyvStore } from '../../lib/stores/keyv-store';
+import { KeyvStore } from '../../lib/stores/keyv';
 import { fill } from '../lib/fill';
 import { cacheEntry } from '../lib/fixtures';
 import { get } from '../lib/http';

@@ -1,4 +1,4 @@
-import { encodePath } from '../key';
+import { encodePath } from '../request/cache-key';
 import { sentTags } from './keys';
 import { checkBatch, checkOrigins, checkString, missingOrigins } from './origins';
 import {

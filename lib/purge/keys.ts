@@ -1,5 +1,5 @@
-import { cdnTag } from '../cdn-tags';
-import { canonicalUrl, encodePath, layoutTag, pageTag } from '../key';
+import { canonicalUrl, encodePath, layoutTag, pageTag } from '../request/cache-key';
+import { cdnTag } from '../request/cdn-tags';
 
 /**
  * The tags of an event as the cache's tag header carries them (percent-encoded where needed,

@@ -1,6 +1,6 @@
-import { MAX_KEY_LIFE_MS } from '../freshness';
-import type { ClockKind, TagClocks, TagTimes } from '../tag-clocks';
-import type { GuardedStore } from './guarded-store';
+import { MAX_KEY_LIFE_MS } from '../invalidation/freshness';
+import type { ClockKind, TagClocks, TagTimes } from '../invalidation/tag-clocks';
+import type { GuardedStore } from './guarded';
 
 /**
  * Tag clocks kept in the shared store itself, so that every instance sees an invalidation
@@ -11,7 +11,7 @@ import type { GuardedStore } from './guarded-store';
  * A clock lives as long as the longest a page may (`MAX_KEY_LIFE_MS`, plus a day for renders
  * in flight): by the time it expires, every page it could have invalidated has too. A Keyv
  * store has no "set if absent", so these clocks cannot tell an evicted clock from one never
- * written: with a store that evicts, use Redis (stores/redis-tag-clocks.ts).
+ * written: with a store that evicts, use Redis (stores/redis/tag-clocks.ts).
  */
 export class KeyvTagClocks implements TagClocks {
   constructor(private readonly store: GuardedStore) {}
@@ -21,7 +21,7 @@ export class KeyvTagClocks implements TagClocks {
     for (const tag of tags) keys.push(clockKey('stale', tag), clockKey('expire', tag));
     const values = await this.store.getNumbers(keys);
     // Clocks that cannot be read might hide an invalidation, an `expire` too: the page is
-    // rendered again rather than served (freshness.ts, `lost`).
+    // rendered again rather than served (invalidation/freshness.ts, `lost`).
     if (values === undefined) return { stale: 0, expire: 0, lost: 'expire' };
     let stale = 0;
     let expire = 0;

@@ -1,7 +1,7 @@
-import type { TagClocks } from '../tag-clocks';
-import { MemoryTagClocks } from '../tag-clocks';
+import type { TagClocks } from '../invalidation/tag-clocks';
+import { MemoryTagClocks } from '../invalidation/tag-clocks';
 import type { StoredValue } from '../types';
-import { MemoryStore } from './memory-store';
+import { MemoryStore } from './memory';
 
 /**
  * The in-process copy (L1) in front of a shared Redis store: a hit costs a Map lookup instead

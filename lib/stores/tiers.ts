@@ -1,17 +1,17 @@
-import { inProcessLock, type Lock } from '../lease';
+import { MemoryTagClocks, type TagClocks } from '../invalidation/tag-clocks';
+import { debug, type Reporter } from '../observability/report';
 import type { ResolvedOptions } from '../options';
-import { debug, type Reporter } from '../report';
-import { MemoryTagClocks, type TagClocks } from '../tag-clocks';
+import { inProcessLock, type Lock } from '../render/lease';
 import type { StoredValue } from '../types';
-import { GuardedStore } from './guarded-store';
-import { type KeyvLike, KeyvStore } from './keyv-store';
+import { GuardedStore } from './guarded';
+import { type KeyvLike, KeyvStore } from './keyv';
 import { KeyvTagClocks } from './keyv-tag-clocks';
 import { L1 } from './l1';
-import { MemoryStore } from './memory-store';
-import { keyvFromUrl, redisLinkOf } from './redis';
-import { RedisEvents } from './redis-events';
-import { RedisLock } from './redis-lock';
-import { RedisTagClocks } from './redis-tag-clocks';
+import { MemoryStore } from './memory';
+import { keyvFromUrl, redisLinkOf } from './redis/client';
+import { RedisEvents } from './redis/events';
+import { RedisLock } from './redis/lock';
+import { RedisTagClocks } from './redis/tag-clocks';
 
 /**
  * The store as the engine uses it: the memory store answers synchronously; a remote store is

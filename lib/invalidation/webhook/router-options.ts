@@ -1,0 +1,69 @@
+import { warnOnce } from '../../observability/warnings';
+import type { Revalidatable, RevalidateRouterOptions } from './router';
+
+const DEFAULT_MAX_BODY = 64 * 1024;
+const DEFAULT_MAX_TARGETS = 100;
+const DEFAULT_BODY_TIMEOUT = 10_000;
+const MIN_SECRET_LENGTH = 16;
+
+/** Checks `revalidateRouter`'s arguments and fills in the defaults; a weak secret is warned about. */
+export function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptions) {
+  if (typeof cache?.revalidatePath !== 'function' || typeof cache?.revalidateTag !== 'function') {
+    throw new TypeError(
+      '[express-isr] revalidateRouter(cache, options): cache must be the middleware returned by isr()',
+    );
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(
+      '[express-isr] revalidateRouter(cache, options): options must be an object with a secret',
+    );
+  }
+  const {
+    secret,
+    maxBodySize = DEFAULT_MAX_BODY,
+    maxTargets = DEFAULT_MAX_TARGETS,
+    bodyTimeout = DEFAULT_BODY_TIMEOUT,
+    signature,
+    verify,
+  } = options;
+  if (typeof secret !== 'string' || secret.trim() === '') {
+    throw new TypeError(
+      '[express-isr] revalidateRouter: secret must be a non-empty string (e.g. process.env.ISR_SECRET), got ' +
+        (secret === undefined ? 'undefined' : JSON.stringify(secret)),
+    );
+  }
+  if (!Number.isInteger(maxBodySize) || maxBodySize <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: maxBodySize must be a positive integer, got ${JSON.stringify(maxBodySize)}`,
+    );
+  }
+  if (!Number.isInteger(maxTargets) || maxTargets <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: maxTargets must be a positive integer, got ${JSON.stringify(maxTargets)}`,
+    );
+  }
+  if (!Number.isInteger(bodyTimeout) || bodyTimeout <= 0) {
+    throw new TypeError(
+      `[express-isr] revalidateRouter: bodyTimeout must be a positive integer (milliseconds), got ${JSON.stringify(bodyTimeout)}`,
+    );
+  }
+  if (
+    signature !== undefined &&
+    (typeof signature !== 'object' || typeof signature.header !== 'string')
+  ) {
+    throw new TypeError(
+      '[express-isr] revalidateRouter: signature must be an object with a header name',
+    );
+  }
+  if (verify !== undefined && typeof verify !== 'function') {
+    throw new TypeError('[express-isr] revalidateRouter: verify must be a function');
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    warnOnce(
+      options.logger ?? console,
+      'ISR_SHORT_SECRET',
+      `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+  return { secret, maxBodySize, maxTargets, bodyTimeout, signature, verify };
+}

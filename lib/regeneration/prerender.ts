@@ -1,0 +1,104 @@
+import { type Engine, LEASE_TTL_MS } from '../engine';
+import { debug } from '../observability/report';
+import type { RequestHandler } from '../types';
+import { renderInBackground } from './background-render';
+
+/** Options of `cache.prerender()`. */
+export interface PrerenderOptions {
+  /** Pages rendered at once. @default 4 */
+  concurrency?: number;
+  /** The app to render through; defaults to the `app` option, or the app seen on a request. */
+  app?: RequestHandler;
+}
+
+/** What happened to one path. */
+export interface PrerenderResult {
+  path: string;
+  /**
+   * `stored`; `fresh` (a fresh page was already stored); `skipped` (another instance renders
+   * it); `newer-kept` (a newer render was stored meanwhile); `uncacheable`; `failed` (the
+   * render failed, or the store was unavailable).
+   */
+  outcome: 'stored' | 'fresh' | 'skipped' | 'newer-kept' | 'uncacheable' | 'failed';
+  /** Why, for `uncacheable` and `failed`. */
+  reason?: string;
+}
+
+/**
+ * Renders pages ahead of their first visitor (Next.js's `generateStaticParams`): each path is
+ * rendered through the app like a background regeneration and stored. A page already fresh in
+ * the store is left alone, and an entry is never replaced by an older render, so prerendering
+ * at the start-up of many instances costs one render per page, not one per instance.
+ */
+export async function prerender(
+  engine: Engine,
+  paths: readonly string[],
+  options: PrerenderOptions = {},
+): Promise<PrerenderResult[]> {
+  if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
+    throw new TypeError(
+      '[express-isr] prerender: paths must be an array of paths starting with "/"',
+    );
+  }
+  const { concurrency = 4 } = options;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new TypeError(
+      `[express-isr] prerender: concurrency must be a whole number >= 1, got ${concurrency}`,
+    );
+  }
+  const app = options.app ?? engine.app;
+  if (app === undefined) {
+    throw new TypeError(
+      '[express-isr] prerender needs the app to render through: isr({ app }) or prerender(paths, { app })',
+    );
+  }
+  const unique = [...new Set(paths)];
+  const results: PrerenderResult[] = new Array(unique.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < unique.length; i = next++) {
+      results[i] = await prerenderOne(engine, app, unique[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
+  return results; // in the order the paths were given
+}
+
+async function prerenderOne(
+  engine: Engine,
+  app: RequestHandler,
+  path: string,
+): Promise<PrerenderResult> {
+  const { options } = engine;
+  const { url } = engine.canonical(path);
+  // No visitor is involved: the render sees the configured host, nothing else.
+  const requestHeaders = { host: options.host ?? 'localhost', 'accept-encoding': 'identity' };
+  const key = engine.keyForUrl(url, { ...requestHeaders });
+  const isFresh = async () => {
+    const found = await engine.lookup(key, requestHeaders);
+    const fresh =
+      found.entry !== undefined && (await engine.freshness(found.entry, found)).state === 'fresh';
+    return { fresh, variantKey: found.variantKey };
+  };
+  const before = await isFresh();
+  if (before.fresh) return { path, outcome: 'fresh' };
+  const lease = await engine.lock.acquire(before.variantKey, LEASE_TTL_MS);
+  if (lease === undefined) return { path, outcome: 'skipped' };
+  try {
+    // Another instance may have stored it between our lookup and our lease.
+    if ((await isFresh()).fresh) return { path, outcome: 'fresh' };
+    const result = await renderInBackground(engine, app, url, requestHeaders);
+    if (result.entry === undefined)
+      return { path, outcome: 'uncacheable', reason: result.uncacheable };
+    const saved = await engine.save(key, result.entry, result.vary);
+    debug('prerender: %s %s', url, saved);
+    if (saved === 'unavailable')
+      return { path, outcome: 'failed', reason: 'the store was unavailable' };
+    return { path, outcome: saved };
+  } catch (error) {
+    engine.reporter.error(error, { phase: 'prerender', key });
+    return { path, outcome: 'failed', reason: (error as Error).message };
+  } finally {
+    await lease.release();
+  }
+}
