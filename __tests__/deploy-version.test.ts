@@ -20,6 +20,8 @@ function deployment(namespace: string, clock: ReturnType<typeof fakeClock>) {
   const renders: Record<string, number> = {};
   /** Held renders of a version, released by the test. */
   const gates: Record<string, Promise<void> | undefined> = {};
+  /** Versions whose page is personal (`Cache-Control: private`): never stored. */
+  const personal = new Set<string>();
   function instance(version: string | undefined, options: Parameters<typeof isr>[0] = {}) {
     const keyv = new Keyv({
       store: new KeyvRedis(REDIS_URL),
@@ -40,6 +42,7 @@ function deployment(namespace: string, clock: ReturnType<typeof fakeClock>) {
       const label = version ?? 'none';
       renders[label] = (renders[label] ?? 0) + 1;
       await gates[label];
+      if (personal.has(label)) res.set('cache-control', 'private');
       res.send(`<p>${label} render ${renders[label]}</p>`);
     });
     cleanups.push(async () => {
@@ -49,7 +52,7 @@ function deployment(namespace: string, clock: ReturnType<typeof fakeClock>) {
     });
     return { app, cache, keyv };
   }
-  return { instance, renders, gates };
+  return { instance, renders, gates, personal };
 }
 
 test('a rolling deploy: the new version serves the old page STALE once, renders its own once across instances, and neither version serves the other’s as fresh', async () => {
@@ -100,6 +103,24 @@ test('a rolling deploy: the new version serves the old page STALE once, renders 
   expect(after.text).toBe('<p>build-2 render 2</p>');
   expect(d.renders['build-1']).toBe(2);
   expect(d.renders['build-2']).toBe(2);
+});
+
+test('a page the new version does not cache any more: the old copy is served once at most, then never', async () => {
+  const clock = fakeClock();
+  const d = deployment(uniqueNamespace('deploy-version-private'), clock);
+  const old = d.instance('build-1');
+  await request(old.app).get('/page');
+  await old.cache.idle();
+  d.personal.add('build-2'); // the new build made the page personal
+  const next = d.instance('build-2');
+  const first = await request(next.app).get('/page');
+  expect(first.headers['x-isr-cache']).toBe('STALE'); // before the new build was asked
+  await next.cache.idle();
+  for (let i = 0; i < 3; i += 1) {
+    const answer = await request(next.app).get('/page');
+    expect(answer.text).not.toContain('build-1');
+    expect(answer.headers['x-isr-cache']).not.toBe('STALE');
+  }
 });
 
 test('an invalidation reaches every version (tag clocks are shared)', async () => {

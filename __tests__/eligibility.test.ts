@@ -347,3 +347,25 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
     });
   });
 });
+
+describe('paths too deep to cache', () => {
+  // Each path segment is a tag clock per page in a shared store: a catch-all route must not let
+  // one request write thousands of keys (README, "What is never cached").
+  test.each([
+    ['17 segments', `/${Array.from({ length: 17 }, () => 'a').join('/')}`, 'BYPASS'],
+    ['16 segments', `/${Array.from({ length: 16 }, () => 'a').join('/')}`, 'MISS'],
+    ['a path over 1 KB', `/${'a'.repeat(1100)}`, 'BYPASS'],
+    ['a long query string is fine', `/page?q=${'a'.repeat(1100)}`, 'MISS'],
+  ])('%s', async (_name, url, state) => {
+    const cache = isr();
+    const app = expressVersions[0][1]();
+    app.use(cache);
+    app.use((_req, res) => {
+      res.send('<p>catch-all</p>');
+    });
+    const answer = await request(app).get(url);
+    expect(answer.headers['x-isr-cache']).toBe(state);
+    if (state === 'BYPASS') expect(answer.headers['cache-status']).toContain('path too deep');
+    await cache.close();
+  });
+});

@@ -150,6 +150,7 @@ export class Regenerator {
             result.uncacheable,
           );
           await engine.remove(variantKey);
+          if (previous.version !== engine.version) await engine.forgetEarlierVersions(key);
         }
       } else {
         const saved = await engine.save(key, result.entry, result.vary);

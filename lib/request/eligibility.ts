@@ -21,7 +21,31 @@ export function requestBypassReason(req: IncomingMessage, rules: RequestRules): 
     if (session !== undefined) return `session cookie ${session}`;
   }
   if (rules.bypass?.(req)) return 'bypass option';
+  const target = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  if (pathTooDeep(target)) return 'path too deep to cache';
   return undefined;
+}
+
+/** Deepest path stored: each segment is one more tag clock per page (`layout:/a/b/…`). */
+const MAX_SEGMENTS = 16;
+/** Longest path stored, in bytes of the request-target's path. */
+const MAX_PATH_BYTES = 1024;
+
+/**
+ * A page holds two tag clocks per path segment in a shared store (its `layout:` prefixes, for
+ * `revalidatePath(…, { type: 'layout' })`), named by the path: a catch-all route answering
+ * `/a/a/a/…` would let one anonymous request write thousands of keys and megabytes of names.
+ * Real pages are nowhere near these bounds; deeper ones go to the app uncached.
+ */
+function pathTooDeep(url: string): boolean {
+  const end = url.indexOf('?');
+  const length = end === -1 ? url.length : end;
+  if (length > MAX_PATH_BYTES) return true;
+  let segments = 0;
+  for (let i = 0; i < length; i += 1) {
+    if (url.charCodeAt(i) === 47 /* / */ && (segments += 1) > MAX_SEGMENTS) return true;
+  }
+  return false;
 }
 
 /** Whether a request carries any cookie at all. */

@@ -57,6 +57,11 @@ export abstract class PageLookups {
     return { ...found, key, local: false, epoch };
   }
 
+  /** Where the pointer to the version that last stored the page of `key` (this version's) is. */
+  protected latestKeyOf(key: string): string {
+    return `isr-latest:${key.slice(this.versioned('').length)}`;
+  }
+
   /**
    * Right after a deploy, this version has no page yet where the previous one had: that page,
    * found through the pointer the last save of the URL left, is served `STALE` (freshness never
@@ -66,11 +71,10 @@ export abstract class PageLookups {
     key: string,
     headers: IncomingMessage['headers'],
   ): Promise<Pick<Lookup, 'entry' | 'variantKey' | 'vary'> | undefined> {
-    const own = this.versioned('');
-    const base = key.slice(own.length);
-    const pointer = await this.store.get(`isr-latest:${base}`);
+    const pointer = await this.store.get(this.latestKeyOf(key));
     if (pointer === undefined || !('latest' in pointer) || pointer.latest === this.version)
       return undefined;
+    const base = key.slice(this.versioned('').length);
     const theirs = await this.find(this.versioned(base, pointer.latest), headers);
     if (theirs.entry === undefined) return undefined;
     debug('lookup: %s missing, version %s has it', key, pointer.latest);

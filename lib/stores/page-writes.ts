@@ -30,6 +30,14 @@ export abstract class PageWrites extends PageLookups {
   }
 
   /**
+   * This version found the page of `key` not cacheable any more: the pointer to an earlier
+   * version's copy goes too, or that copy would go on being served `STALE` for ever.
+   */
+  async forgetEarlierVersions(key: string): Promise<void> {
+    if (this.version !== undefined) await this.store.delete(this.latestKeyOf(key));
+  }
+
+  /**
    * Stores an entry under its URL's key — or, when the page varies on request headers, under
    * its variant's key with a Vary record at the URL's key (RFC 9111 §4.1). An entry never
    * replaces one rendered later (a slow regeneration loses to a fresher page).
@@ -67,8 +75,7 @@ export abstract class PageWrites extends PageLookups {
       this.l1?.put(target, entry, epoch);
       await this.broadcast({ type: 'set', key: target });
       if (this.version !== undefined) {
-        const base = key.slice(this.versioned('').length);
-        await this.store.set(`isr-latest:${base}`, { latest: this.version }, ttl);
+        await this.store.set(this.latestKeyOf(key), { latest: this.version }, ttl);
       }
     }
     debug(
