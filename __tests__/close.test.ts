@@ -115,6 +115,21 @@ async function runFixture(name: string) {
   return { code, signal, stderr: code === 0 ? '' : stderr, stdout };
 }
 
+test('close() is bounded even while an onRevalidate (a CDN purge retrying) never settles', async () => {
+  const cache = isr({
+    regenerateTimeout: 200,
+    onRevalidate: () => new Promise<void>(() => {}), // a CDN that never answers
+  });
+  await cache.revalidateTag('posts');
+  let closed = false;
+  const closing = cache.close().then(() => {
+    closed = true;
+  });
+  // regenerateTimeout plus a second is the bound the README gives; waited for with margin.
+  await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  expect(closed).toBe(true);
+});
+
 describe('a process that used a cache', () => {
   test('with Redis and L1, exits by itself once its server and its own store are closed, even without cache.close()', async () => {
     const { stdout, ...exit } = await runFixture('redis-store-exit.ts');

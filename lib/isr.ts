@@ -153,8 +153,12 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
   /** Starts no new regeneration, waits for what is in flight (bounded as `idle()` is), then closes. */
   async function close(): Promise<void> {
     unsafe.close();
-    await regenerator.close();
-    await idle();
+    // One bound for all of it, as `idle()`'s: an `onRevalidate` still retrying against a CDN
+    // that is down (the purgers back off for minutes) must not hold a shutdown past it.
+    await waitAtMost(
+      regenerator.close().then(() => idle()),
+      o.regenerateTimeout + IDLE_GRACE_MS,
+    );
     await engine.close();
   }
 

@@ -29,19 +29,23 @@ export interface HeaderWindows {
  * A freshness of 0 means "not stored", like `res.isr({ revalidate: 0 })`.
  */
 export function windowsFromHeaders(headers: OutgoingHttpHeaders): HeaderWindows {
-  for (const from of ['cdn-cache-control', 'surrogate-control'] as const) {
-    const text = headerText(headers[from]);
-    if (text.trim() !== '') return read(directivesOf(text, from), from, 'max-age');
-  }
   const text = headerText(headers['cache-control']);
-  if (text.trim() === '') return {};
-  return read(directivesOf(text, 'cache-control'), 'cache-control', 's-maxage');
+  const general =
+    text.trim() === '' ? {} : read(directivesOf(text, 'cache-control'), 'cache-control');
+  for (const from of ['cdn-cache-control', 'surrogate-control'] as const) {
+    const targeted = headerText(headers[from]);
+    if (targeted.trim() === '') continue;
+    // What the targeted field leaves unsaid (`CDN-Cache-Control: public`), Cache-Control's
+    // shared-cache directives say: never a window longer than one of them gives.
+    const { from: _general, ...rest } = general;
+    return { ...rest, ...read(directivesOf(targeted, from), from) };
+  }
+  return general;
 }
 
 function read(
   directives: Map<string, string | undefined>,
   from: NonNullable<HeaderWindows['from']>,
-  freshness: 'max-age' | 's-maxage',
 ): HeaderWindows {
   const windows: HeaderWindows = { from };
   if (
@@ -49,7 +53,11 @@ function read(
     ['no-store', 'no-cache', 'private'].some((d) => directives.has(d))
   )
     return { from, revalidate: 0 };
-  const fresh = directives.get(freshness);
+  // A shared cache's freshness: `s-maxage`; in a field aimed at caches like this one, its
+  // `max-age` too (RFC 9213 §2.1), `s-maxage` first. `Cache-Control: max-age` is the browser's.
+  const fresh =
+    directives.get('s-maxage') ??
+    (from === 'cache-control' ? undefined : directives.get('max-age'));
   if (fresh !== undefined) {
     // Surrogate-Control's `max-age=fresh+stale`.
     const [seconds, stale] = fresh.split('+');
@@ -82,13 +90,17 @@ function deltaSeconds(value: string | undefined): number | undefined {
  */
 function directivesOf(text: string, from: string): Map<string, string | undefined> {
   const directives = new Map<string, string | undefined>();
-  for (const part of text.split(',')) {
+  // Split on the commas outside quoted strings (RFC 9110 §5.6.4): `foo="a, s-maxage=9"` is one
+  // directive, whatever it quotes.
+  for (const part of text.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
     const [directive, target] = part.split(';');
     if (from === 'surrogate-control' && target !== undefined && target.trim() !== '') continue;
-    const match = /^\s*([A-Za-z-]+)\s*(?:=\s*"?([^"]*)"?)?\s*$/.exec(directive ?? '');
+    const match = /^\s*([A-Za-z-]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]*)))?\s*$/.exec(
+      directive ?? '',
+    );
     if (match === null) continue;
     const name = match[1].toLowerCase();
-    if (!directives.has(name)) directives.set(name, match[2]);
+    if (!directives.has(name)) directives.set(name, match[2] ?? match[3]);
   }
   return directives;
 }

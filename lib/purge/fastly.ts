@@ -66,6 +66,18 @@ export function fastlyPurge(options: FastlyPurgeOptions): Purger {
     if (event.paths.length > 0 && origins.length === 0) {
       requests.push(missingOrigins(event.paths));
     }
+    if (event.type === 'layout' && event.paths.length > 0) {
+      // Fastly purges one URL at a time, and Surrogate-Key carries no path keys: what lies
+      // below a layout cannot be reached. Said, through onError, rather than skipped quietly.
+      requests.push({
+        url: 'about:blank',
+        method: 'POST',
+        headers: {},
+        target: `layouts ${describeList(event.paths)}`,
+        unsendable:
+          'Fastly cannot purge everything below a path: only the URL itself is purged; tag the pages and revalidate by tag',
+      });
+    }
     for (const origin of origins) {
       for (const path of event.paths) {
         const cached = `${origin.host}${encodePath(path)}`;

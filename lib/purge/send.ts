@@ -207,5 +207,6 @@ function shorten(text: string): string {
 }
 
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  // Unref'd: a purge retrying in the background never keeps a process from exiting.
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

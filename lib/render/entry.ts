@@ -32,6 +32,10 @@ const NOT_STORED = new Set([
   // Addressed to surrogates, this cache among them, which consume it (Edge Architecture 1.0):
   // the window it set is in the Cache-Control sent on.
   'surrogate-control',
+  // The same for CDN-Cache-Control (RFC 9213): passed on as the app sent it, it would tell a
+  // CDN in front another window than the one stored (after res.isr() or an on-demand `stale`);
+  // the Cache-Control sent on carries the stored one.
+  'cdn-cache-control',
 ]);
 
 export interface EntryContext extends Omit<PagePolicy, 'tags'> {

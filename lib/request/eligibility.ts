@@ -43,7 +43,9 @@ function pathTooDeep(url: string): boolean {
   if (length > MAX_PATH_BYTES) return true;
   let segments = 0;
   for (let i = 0; i < length; i += 1) {
-    if (url.charCodeAt(i) === 47 /* / */ && (segments += 1) > MAX_SEGMENTS) return true;
+    if (url.charCodeAt(i) !== 47 /* / */) continue;
+    segments += 1;
+    if (segments > MAX_SEGMENTS) return true;
   }
   return false;
 }

@@ -26,7 +26,7 @@ export function relayHead(
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || hop.has(name)) continue;
     // Consumed here, never sent on: see NOT_STORED in render/entry.ts.
-    if (name === 'date' || name === 'surrogate-control') continue;
+    if (name === 'date' || name === 'surrogate-control' || name === 'cdn-cache-control') continue;
     if (name === 'set-cookie') {
       // Beside the cookies a middleware before isr() set on this response (an A/B split):
       // those are this visitor's own and stay; the render's others are added.
