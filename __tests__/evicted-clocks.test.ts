@@ -107,6 +107,61 @@ test('a bump never lowers a clock (two instances racing with skewed clocks)', as
   expect(await s.admin.get(key)).toBe(high);
 });
 
+test('an expire written during a render and evicted before its store: the page is not kept', async () => {
+  const namespace = uniqueNamespace('evicted-clocks-race');
+  const clock = fakeClock();
+  const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace, useKeyPrefix: false });
+  const cache = isr({ store: keyv, l1: false, now: clock.now, revalidate: false });
+  const admin = createClient({ url: REDIS_URL });
+  await admin.connect();
+  cleanups.push(async () => {
+    await cache.close();
+    await keyv.clear();
+    await keyv.disconnect();
+    admin.destroy();
+  });
+  // A first page, so that the clock every invalidation raises exists before the race.
+  const app = express();
+  let content = 'draft';
+  let hold: Promise<void> | undefined;
+  let rendering = () => {};
+  app.use(cache);
+  app.get('/:slug', async (req, res) => {
+    res.isr({ tags: [`post-${req.params.slug}`] });
+    const text = content;
+    rendering();
+    await hold;
+    res.send(`<p>${req.params.slug}: ${text}</p>`);
+  });
+  await request(app).get('/first');
+  await cache.idle();
+
+  let release = () => {};
+  hold = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const rendered = new Promise<void>((resolve) => {
+    rendering = resolve;
+  });
+  clock.advance(1000);
+  const during = request(app)
+    .get('/secret')
+    .then((r) => r);
+  await rendered; // the render has read the draft
+  clock.advance(1000);
+  content = 'taken down';
+  await cache.revalidateTag('post-secret', { mode: 'expire' }); // no stored page holds it yet
+  expect(await admin.del(`${namespace}::isr-tag-clock:expire:tag:post-secret`)).toBe(1); // "evicted"
+  clock.advance(1000);
+  release();
+  expect((await during).text).toBe('<p>secret: draft</p>'); // its own visitor asked before
+  await cache.idle();
+  hold = undefined;
+  const after = await request(app).get('/secret');
+  expect(after.headers['x-isr-cache']).toBe('MISS');
+  expect(after.text).toBe('<p>secret: taken down</p>');
+});
+
 test('clocks that cannot be read: an expired page is rendered again, not served stale', async () => {
   // A Keyv adapter whose tag clocks stop answering while its pages still do (a partial
   // outage), reporting it as adapters do: an 'error' event, which Keyv passes on.

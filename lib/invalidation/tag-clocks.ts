@@ -33,7 +33,12 @@ export interface TagClocks {
    * when that could not be done (the page is then not written). Stores that never evict
    * keys (the memory clocks) need not implement it.
    */
-  hold?(tags: readonly string[], at: number, lifeMs: number): Promise<boolean>;
+  hold?(
+    tags: readonly string[],
+    at: number,
+    lifeMs: number,
+    renderedAt: number,
+  ): Promise<'held' | 'failed' | 'unsure'>;
 }
 
 /** Tag clocks kept in this process; bounded without ever forgetting an invalidation. */

@@ -94,6 +94,12 @@ async function prerenderOne(
     debug('prerender: %s %s', url, saved);
     if (saved === 'unavailable')
       return { path, outcome: 'failed', reason: 'the store was unavailable' };
+    if (saved === 'unsure')
+      return {
+        path,
+        outcome: 'failed',
+        reason: 'an invalidation came during the render: not stored, prerender it again',
+      };
     return { path, outcome: saved };
   } catch (error) {
     engine.reporter.error(error, { phase: 'prerender', key });

@@ -7,7 +7,12 @@ import { MemoryStore } from './memory';
 import type { CacheEvent, RedisEvents } from './redis/events';
 
 /** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
-export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable';
+/**
+ * What `save` did: stored it, kept a newer entry already there, could not reach the store, or
+ * left it out because an invalidation may have come during its render (`unsure`, see
+ * stores/redis/tag-clocks.ts `hold`): the next request renders it again.
+ */
+export type SaveOutcome = 'stored' | 'newer-kept' | 'unavailable' | 'unsure';
 
 /** How much longer a page's tag clocks are held than the page: its write may come late. */
 const CLOCK_HOLD_MARGIN_MS = 60_000;
@@ -52,10 +57,22 @@ export abstract class PageWrites extends PageLookups {
       // The clocks that judge the page first: it is never stored without them (see
       // stores/redis/tag-clocks.ts), and they outlive it.
       const at = this.options.now();
-      const held = await this.clocks.hold?.(clockTags(entry), at, ttl + CLOCK_HOLD_MARGIN_MS);
-      if (held === false) {
+      const held = await this.clocks.hold?.(
+        clockTags(entry),
+        at,
+        ttl + CLOCK_HOLD_MARGIN_MS,
+        entry.generatedAt,
+      );
+      if (held === 'failed') {
         debug('store: %s not kept, its tag clocks could not be written', key);
         return 'unavailable';
+      }
+      if (held === 'unsure') {
+        debug(
+          'store: %s not kept, an invalidation its store cannot rule out came during its render',
+          key,
+        );
+        return 'unsure';
       }
       entry.storedAt = at;
     }

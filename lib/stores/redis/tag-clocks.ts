@@ -19,10 +19,18 @@ return 1`;
  * makes it live at least `ARGV[2]` ms: as long as the page about to be written.
  */
 const HOLD = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl >= 0 and ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl >= 0 and ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+return redis.call('GET', KEYS[1])`;
+
+/**
+ * The clock every invalidation also raises, whatever its tags: what a save checks when one of
+ * its page's clocks was made during the render (see `hold`). `*` is no tag's name (theirs are
+ * `tag:…`, `page:…`, `layout:…`).
+ */
+const ANY = '*';
 
 /**
  * Tag clocks in Redis that survive eviction without ever passing an expired page for fresh.
@@ -81,7 +89,7 @@ export class RedisTagClocks implements TagClocks {
     const result = await this.guard(async () => {
       const client = await this.link.client();
       return Promise.all(
-        tags.map((tag) =>
+        [...tags, ANY].map((tag) =>
           client.eval(BUMP, {
             keys: [this.keyOf(kind, tag)],
             arguments: [String(at), String(this.inFlightMs)],
@@ -92,12 +100,25 @@ export class RedisTagClocks implements TagClocks {
     if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
-  async hold(tags: readonly string[], at: number, lifeMs: number): Promise<boolean> {
+  /**
+   * Holds the clocks of a page rendered from `renderedAt`, about to be stored at `at`. A clock
+   * that had to be made during the render (it did not exist, or was made again since) may be
+   * one an invalidation wrote meanwhile and Redis evicted — a page rendered before a takedown
+   * would then pass for fresh. The `*` clock, which every invalidation raises and every page
+   * holds, tells: if any invalidation came during the render, the page is `unsure` and not
+   * stored (the next request renders it again). So is every page when `*` itself was lost.
+   */
+  async hold(
+    tags: readonly string[],
+    at: number,
+    lifeMs: number,
+    renderedAt: number,
+  ): Promise<'held' | 'failed' | 'unsure'> {
     const ttl = String(Math.max(1, Math.ceil(lifeMs)));
     const result = await this.guard(async () => {
       const client = await this.link.client();
       const calls: Promise<unknown>[] = [];
-      for (const tag of tags) {
+      for (const tag of [...tags, ANY]) {
         for (const kind of ['stale', 'expire'] as const) {
           calls.push(
             client.eval(HOLD, { keys: [this.keyOf(kind, tag)], arguments: [String(-at), ttl] }),
@@ -106,7 +127,14 @@ export class RedisTagClocks implements TagClocks {
       }
       return Promise.all(calls);
     });
-    return result.ok;
+    if (!result.ok) return 'failed';
+    const values = result.value.map((raw) => Number(raw));
+    const madeSince = (value: number) => !(value > 0) && !(-value <= renderedAt);
+    const any = values.slice(-2);
+    if (any.some(madeSince)) return 'unsure';
+    if (values.slice(0, -2).some(madeSince) && any.some((value) => value >= renderedAt))
+      return 'unsure';
+    return 'held';
   }
 
   private keyOf(kind: ClockKind, tag: string): string {
