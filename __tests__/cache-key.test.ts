@@ -1,5 +1,5 @@
 /**
- * The cache key (DESIGN.md, issue 2 item 7): path plus query string with its parameters sorted
+ * The cache key: path plus query string with its parameters sorted
  * (repeated names keep their order), tracking parameters left out (and out of what the render
  * sees), the `ignoreQuery` / `allowQuery` / `key` options, percent-encoding normalised
  * (RFC 3986 §6.2.2) without ever letting two different URLs collide, fragments ignored.

@@ -1,5 +1,5 @@
 /**
- * Cache poisoning and deception (issue 8, suite 1; RFC 9111 §3 and §4): a client cannot make
+ * Cache poisoning and deception (RFC 9111 §3 and §4): a client cannot make
  * its own variant the page the cache serves to everyone else. Each attack is sent first, on a
  * cold page, to an app whose routes echo the request into the page — Host, the forwarded
  * headers, URL-rewrite and method-override headers (honoured by middleware mounted after the

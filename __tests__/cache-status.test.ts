@@ -1,5 +1,5 @@
 /**
- * What responses tell caches and CDNs in front (issue 7, items 3 and 7): the RFC 9211
+ * What responses tell caches and CDNs in front: the RFC 9211
  * `Cache-Status` header beside `x-isr-cache` for HIT (with the seconds of freshness left),
  * STALE, MISS (stored; `collapsed` when it waited for another request's render) and BYPASS
  * (with the reason), switchable off; the page's tags in `Cache-Tag` or `Surrogate-Key`

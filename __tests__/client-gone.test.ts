@@ -188,7 +188,7 @@ describe.each(expressVersions)(
         firstRender.resolve();
         const replies = await Promise.all(waiters);
         expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
-        // DESIGN.md: "N concurrent requests for a cold page | one render; the others wait for
+        // README, "How it behaves": "N concurrent requests for a cold page | one render; the others wait for
         // it and get the same page (unless it turned out uncacheable …)". The page was
         // cacheable; only the first client left.
         expect(renders).toBe(1);

@@ -1,5 +1,5 @@
 /**
- * Debug logs (issue 7, item 6): with `DEBUG=express-isr` the resolved options are printed once
+ * Debug logs: with `DEBUG=express-isr` the resolved options are printed once
  * at start-up — without the logger object and without a password from a store URL — and each
  * decision is one line with its key and reason, so that a page's life reads as a story:
  * miss → store → hit → stale (why) → regenerate started → regenerate done.

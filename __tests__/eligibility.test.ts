@@ -1,6 +1,6 @@
 /**
- * What may be served from the cache and what may be stored into it (DESIGN.md "Never stored",
- * issue 2 item 6): GET/HEAD only, HEAD answered from the GET entry, Authorization bypasses,
+ * What may be served from the cache and what may be stored into it: GET/HEAD only, HEAD
+ * answered from the GET entry, Authorization bypasses,
  * uncacheable responses are passed through (BYPASS) and rendered again next time, the
  * `statuses` / `contentTypes` / `bypass` options, `res.isr({ revalidate: 0 })` — and every
  * decision logged with its reason through `debug('express-isr')`.

@@ -1,5 +1,5 @@
 /**
- * Events of the middleware (issue 7, item 1): `hit`, `stale`, `miss` (the render's leader and
+ * Events of the middleware: `hit`, `stale`, `miss` (the render's leader and
  * the requests that waited for it), `bypass` (request- and response-level reasons),
  * `regenerate:start` / `:success` / `:error`, `revalidate` from the methods, the webhook and
  * successful unsafe requests, and `store:error` once per outage — each with its documented

@@ -1,6 +1,6 @@
 /**
  * Invalidations that arrive while a page is being rendered or stored. `mode: 'expire'`
- * (DESIGN.md: "must not be served again: next request renders") holds for requests that
+ * (README: "never served again") holds for requests that
  * waited for a render that began before it, and for a page rendered just before it and still
  * being stored; `mode: 'stale'` does not stop a herd from sharing its one render.
  */
@@ -41,8 +41,8 @@ describe.each(expressVersions)(
       try {
         const before = server.get('/post'); // asked before the removal: may get the old page
         await fetched.promise;
-        // The post is taken down, legally: DESIGN.md, `mode: 'expire'` — "matching pages must
-        // not be served again: next request renders (MISS)".
+        // The post is taken down, legally: `mode: 'expire'` — matching pages are never served
+        // again; the next request renders (README, "Revalidate from your CMS").
         content = 'gone';
         await cache.revalidatePath('/post', { mode: 'expire' });
         const after = server.get('/post'); // asked after revalidatePath resolved

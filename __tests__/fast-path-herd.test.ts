@@ -1,5 +1,5 @@
 /**
- * A cold herd through the fast path (issue 6, item 6): behind `cache.handler(app)`, requests
+ * A cold herd through the fast path: behind `cache.handler(app)`, requests
  * for a page that is being rendered wait for that render in front of the app — the app (and
  * its routing) sees one request, not the herd — and get the rendered page as a collapsed MISS.
  * When the render cannot be shared, or takes longer than `regenerateTimeout`, the waiters are

@@ -1,5 +1,5 @@
 /**
- * The fast path in front of the app (issue 6, item 2): `http.createServer(cache.handler(app))`
+ * The fast path in front of the app: `http.createServer(cache.handler(app))`
  * answers fresh pages (and their 304s and HEADs) from memory before the app sees the request,
  * with the same status, body and headers as the middleware would send, and hands everything
  * else (STALE, MISS, BYPASS) to the app unchanged. With Redis it answers from the in-process

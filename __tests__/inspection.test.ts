@@ -1,5 +1,5 @@
 /**
- * Inspection (issue 7, item 4): `cache.entry(path)` tells a page's state (fresh → stale →
+ * Inspection: `cache.entry(path)` tells a page's state (fresh → stale →
  * expired), age, window, tags, size, encodings, generation time and — while a failed
  * regeneration backs off — its last error; `cache.entries({ prefix, limit })` lists pages.
  * The revalidate router answers `GET /entry?path=` and `GET /entries?prefix=&limit=` behind

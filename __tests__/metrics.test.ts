@@ -1,5 +1,5 @@
 /**
- * Metrics (issue 7, item 2): `cache.stats()` counts what happened — requests by state, bypass
+ * Metrics: `cache.stats()` counts what happened — requests by state, bypass
  * reasons, regenerations started/succeeded/failed with a duration histogram, revalidations by
  * mode, store errors — and with `metrics: { registry }` the same numbers appear in a
  * prom-client registry's Prometheus text. A registry that is not one is refused by name.

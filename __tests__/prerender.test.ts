@@ -1,5 +1,5 @@
 /**
- * `cache.prerender(paths, { concurrency })` (issue 5, the `generateStaticParams` idea): pages
+ * `cache.prerender(paths, { concurrency })` (Next.js's `generateStaticParams` idea): pages
  * rendered through the app ahead of their first visitor and stored, one render per unique
  * path, results in the order given; a fresh page is left alone; uncacheable and failing
  * renders are reported per path (failures to `onError` too); `concurrency` bounds the renders

@@ -1,5 +1,5 @@
 /**
- * Many instances on a Redis Cluster (issue 4, item 6): two `isr()` instances, each with its own
+ * Many instances on a Redis Cluster: two `isr()` instances, each with its own
  * Keyv + `@keyv/redis` cluster client, share a 3-master cluster that this suite starts on
  * loopback. Pages, tag clocks, leases and pub/sub events must work when their keys live on
  * different shards: shared pages, one render in total, tag clocks read across slots, coherent
@@ -40,7 +40,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Lets a pub/sub event cross the cluster bus: another instance's in-process copy (L1) may lag
- * behind the shared store by up to 100 ms (issue 4), so its next answer is checked after 50.
+ * behind the shared store by up to 100 ms, so its next answer is checked after 50.
  */
 const propagate = () => sleep(50);
 

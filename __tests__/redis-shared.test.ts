@@ -1,5 +1,5 @@
 /**
- * Many instances on one Redis (issue 4): pages rendered once in total across processes (cold
+ * Many instances on one Redis: pages rendered once in total across processes (cold
  * and stale), shared pages, a webhook on one instance refreshing all of them (with and without
  * the in-process L1), L1 coherence when pub/sub drops, Redis killed mid-load and Redis down
  * from the start (fail open), the `redis://` shorthand, compact entries, and a regeneration

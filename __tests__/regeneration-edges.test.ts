@@ -187,8 +187,8 @@ describe.each(expressVersions)(
       const atOnce = active.max;
       gate.resolve();
       await cache.idle();
-      // DESIGN.md's layout: "lib/regenerate.ts background regeneration, single flight,
-      // concurrency cap, deadline".
+      // At most MAX_CONCURRENT_REGENERATIONS at once (README, "How it behaves"): a burst of
+      // stale pages cannot turn into a burst of renders.
       expect(atOnce).toBe(MAX_CONCURRENT_REGENERATIONS);
       // The pages left out are still STALE; the next visits regenerate them.
       for (const url of urls) await request(app).get(url);

@@ -1,5 +1,5 @@
 /**
- * Per-response configuration (DESIGN.md, issue 2 item 8): `res.isr({ revalidate, tags })` may be
+ * Per-response configuration: `res.isr({ revalidate, tags })` may be
  * called several times (tags accumulate, the last revalidate wins); the global default
  * `revalidate` (60 s), the `revalidate` option, a per-response override, `revalidate: false`;
  * impossible values throw a TypeError that reaches the app's error handler; and `res.isr` is

@@ -1,5 +1,5 @@
 /**
- * Route faults (issue 8, suite 3): a route that hangs, throws, rejects, streams half a page and
+ * Route faults: a route that hangs, throws, rejects, streams half a page and
  * then fails (`next(err)`, `res.destroy()`, or just stops), or ends with `res.destroy()` — on a
  * MISS and on a regeneration. A partial page is never stored and never served to a later
  * request; the last good page survives every failed regeneration (also a render that finishes

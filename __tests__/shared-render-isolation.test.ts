@@ -1,5 +1,5 @@
 /**
- * Nothing one client sends shapes a shared page (DESIGN.md, issue 2 item 5): the render that
+ * Nothing one client sends shapes a shared page: the render that
  * will be stored — on a MISS as on a regeneration — sees no Cookie, no Authorization and none
  * of the client-controlled headers outside the key unless `forwardHeaders` lists them; `Host`
  * is the `host` option (or the server's own address), never the client's; and no request

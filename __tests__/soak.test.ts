@@ -1,5 +1,5 @@
 /**
- * Soak (issue 8, suite 5): two app processes on one Redis, a few thousand distinct pages,
+ * Soak: two app processes on one Redis, a few thousand distinct pages,
  * random GETs on both, random invalidations (webhook: path, tag, layout; stale, expire,
  * regenerate) with content version bumps — see soak/soak-run.ts for what is checked on every
  * response. Short in `npm test` (SOAK_SECONDS, default 8 s); `npm run soak` runs it for 60 s.

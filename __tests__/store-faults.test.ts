@@ -1,5 +1,5 @@
 /**
- * Store faults with real Redis servers (issue 8, suite 4): throwaway `redis-server`s on free
+ * Store faults with real Redis servers: throwaway `redis-server`s on free
  * loopback ports, nothing persisted, never the shared Redis. One app process (this one) keeps
  * running through each fault:
  * - Redis SIGKILLed, then restarted on the same port: every request answered meanwhile, the

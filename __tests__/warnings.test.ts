@@ -1,5 +1,5 @@
 /**
- * Coded warnings (issue 7, item 5): each doubtful set-up prints one warning through the
+ * Coded warnings: each doubtful set-up prints one warning through the
  * `logger` option, with a stable code and a README anchor that exists — ISR_SHORT_REVALIDATE,
  * ISR_MOUNTED_AFTER_ROUTES, ISR_SET_COOKIE, ISR_MEMORY_STORE_IN_CLUSTER, ISR_SHORT_SECRET,
  * ISR_UNKNOWN_OPTION —

@@ -1,5 +1,5 @@
 /**
- * Webhook abuse (issue 8, suite 2): the secret is compared in constant time (digests through
+ * Webhook abuse: the secret is compared in constant time (digests through
  * `crypto.timingSafeEqual`, every candidate, whatever its length), and a flood of 3,000
  * generated hostile requests — no secret or a wrong one, wrong methods, wrong content types,
  * deep JSON, huge arrays, `__proto__` / `constructor.prototype` keys, invalid UTF-8, bodies at

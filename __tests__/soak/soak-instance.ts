@@ -1,4 +1,4 @@
-// One app instance of the soak (issue 8, suite 5), spawned by soak-run.ts as
+// One app instance of the soak, spawned by soak-run.ts as
 // `node --expose-gc --import tsx soak-instance.ts`. Configured by the environment:
 //   REDIS_URL, ISR_NAMESPACE, ISR_SECRET, SOAK_RENDER_MS (a render takes 0..this many ms).
 // Pages are `/p/:group/:n`; each body embeds the URL the render was given and the page's

@@ -1,5 +1,5 @@
 /**
- * The soak driver (issue 8, suite 5): `runSoak({ seconds, pages, instances })` starts
+ * The soak driver: `runSoak({ seconds, pages, instances })` starts
  * `instances` app processes (soak-instance.ts) on the Redis at REDIS_URL under a namespace of
  * its own, then for `seconds`:
  * - GETs random pages (`/p/g<group>/<n>`, sometimes with a tracking parameter the key ignores,
@@ -10,7 +10,7 @@
  *   path, one tag (a group of pages) or a layout (a group's prefix), in every mode. After an
  *   `expire` was acknowledged for a page, no request started afterwards may show an older
  *   version (on another instance, after the 100 ms the L1 events are given to arrive: the
- *   bound of issue 4);
+ *   bound);
  * - samples each instance's heap (after a full GC) once a second.
  * Then it stops the instances with SIGTERM: each must exit 0 by itself (the fixture does not
  * call process.exit, so a leaked handle keeps it alive and fails this), and deletes its keys.
@@ -68,7 +68,7 @@ export interface SoakResult {
 const FIXTURE = path.join(__dirname, 'soak-instance.ts');
 const SECRET = 'soak-webhook-secret-0123456789-abcdef';
 const GROUPS = 20;
-/** How long an invalidation may take to reach another instance's L1 (issue 4). */
+/** How long an invalidation may take to reach another instance's L1. */
 const PROPAGATION_MS = 100;
 
 interface Child {

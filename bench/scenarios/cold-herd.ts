@@ -1,5 +1,5 @@
 /**
- * cold/herd — issue 6, target 6: 1,000 concurrent requests for one cold page whose render
+ * cold/herd — 1,000 concurrent requests for one cold page whose render
  * takes 200 ms finish in about the render time plus a few ms, with one render.
  *
  * Four servers, each in its own child pinned to the server CPU:

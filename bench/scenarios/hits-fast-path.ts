@@ -1,5 +1,5 @@
 /**
- * hits/fast-path — issue 6, target 2: `http.createServer(cache.handler(app))` answers fresh
+ * hits/fast-path — `http.createServer(cache.handler(app))` answers fresh
  * hits before Express sees the request. Its HIT req/s against a bare `node:http` server
  * answering a precomputed Buffer (target ≥ 0.6×), with the middleware HIT for comparison;
  * then the same for a 304 (If-None-Match carrying the page's ETag). HEAD cannot be measured:

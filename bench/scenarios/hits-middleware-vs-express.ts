@@ -1,5 +1,5 @@
 /**
- * hits/middleware-vs-express — issue 6, target 1: `app.use(isr())` mounted first answers a HIT
+ * hits/middleware-vs-express — `app.use(isr())` mounted first answers a HIT
  * with less work than Express's own `res.send` of the same precomputed 20 KB page (target
  * ≥ 1.2× its req/s). A bare `node:http` server answering a precomputed Buffer is the
  * reference: what no Node server can beat.

@@ -1,5 +1,5 @@
 /**
- * hits/stale — issue 6, target 3: a STALE response costs what a HIT costs (p99 within 1.5× of
+ * hits/stale — a STALE response costs what a HIT costs (p99 within 1.5× of
  * the HIT's), and regenerating never blocks the event loop for more than a few ms.
  *
  * A page is made permanently stale without waiting for time to pass: it is prerendered with

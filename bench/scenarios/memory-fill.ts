@@ -1,5 +1,5 @@
 /**
- * memory/fill — issue 6, target 5: filling 100,000 distinct 20 KB pages into a 50 MB memory
+ * memory/fill — filling 100,000 distinct 20 KB pages into a 50 MB memory
  * store keeps the store within its byte budget (±10%) and the process's memory bounded.
  *
  * 100,000 renders over HTTP would take minutes, so the pages are rendered in-process with

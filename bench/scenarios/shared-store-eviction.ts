@@ -1,5 +1,5 @@
 /**
- * shared-store/eviction — issue 13: a flood of unique URLs (`/junk?junk=<n>`) into a Redis
+ * shared-store/eviction — a flood of unique URLs (`/junk?junk=<n>`) into a Redis
  * with `maxmemory` 16 MB and `allkeys-lru`, while one hot page is hammered alongside it. Every
  * key the cache writes has a TTL and the tag clocks survive eviction, so: Redis stays within
  * maxmemory by evicting, the hot page stays a HIT (it is read from Redis on every request: no

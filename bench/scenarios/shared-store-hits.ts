@@ -1,5 +1,5 @@
 /**
- * shared-store/hits — issue 4: what a HIT costs when pages live in Redis. The same 20 KB page
+ * shared-store/hits — what a HIT costs when pages live in Redis. The same 20 KB page
  * served from the memory store (baseline), from Redis with the in-process L1 in front, and
  * from Redis alone (`l1: false`, one round trip per hit). Each server has its own Redis
  * namespace, deleted when it closes.

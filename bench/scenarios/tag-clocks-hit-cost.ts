@@ -1,5 +1,5 @@
 /**
- * tag-clocks/hit-cost — issue 3: what checking tag clocks adds to a HIT. HIT throughput of the
+ * tag-clocks/hit-cost — what checking tag clocks adds to a HIT. HIT throughput of the
  * same 20 KB page carrying 0 or 5 tags (memory store); the ratio 5 tags / 0 tags shows the
  * cost. A plain Express 5 route sending the same precomputed page (no cache) is the reference.
  */

@@ -1,5 +1,5 @@
 /**
- * tag-clocks/revalidate-scale — issue 3's scale requirement: invalidation must not scan the
+ * tag-clocks/revalidate-scale — the scale requirement: invalidation must not scan the
  * cache. Times one `revalidateTag` call (stale mode) with 1,000 and with 100,000 pages in the
  * store, for the memory store and for Redis; each 100k/1k ratio should be close to 1. Then
  * checks over HTTP that such a call really turned cached pages from HIT into STALE, so the

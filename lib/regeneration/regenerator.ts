@@ -3,7 +3,7 @@ import { debug } from '../observability/report';
 import type { CacheEntry } from '../types';
 import { renderInBackground } from './background-render';
 
-/** First retry after about a second, doubling up to a minute (DESIGN.md). */
+/** First retry after about a second, doubling up to a minute (README, "How it behaves"). */
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 60_000;
 /** Failure records kept for backoff; the oldest are forgotten past this. */

@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 
 /**
  * What may be served from the cache and what may be stored into it, each with the reason
- * that the debug log and the BYPASS decision carry. DESIGN.md's list, and RFC 9111 §3
+ * that the debug log and the BYPASS decision carry: the README's "What is never cached", and RFC 9111 §3
  * (a shared cache must not store private or Authorization-bearing responses).
  */
 

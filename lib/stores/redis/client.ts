@@ -111,7 +111,7 @@ export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
 
 /**
  * `isr({ store: 'redis://…' })`: a Keyv over `@keyv/redis` configured so that an outage is
- * seen quickly instead of queued forever (TRAPS.md): no offline queue, bounded connect and
+ * seen quickly instead of queued forever: no offline queue, bounded connect and
  * socket timeouts, a ping that keeps the socket timeout from closing an idle client.
  */
 export function keyvFromUrl(
