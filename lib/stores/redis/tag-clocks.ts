@@ -106,7 +106,10 @@ export class RedisTagClocks implements TagClocks {
    * one an invalidation wrote meanwhile and Redis evicted — a page rendered before a takedown
    * would then pass for fresh. The `*` clock, which every invalidation raises and every page
    * holds, tells: if any invalidation came during the render, the page is `unsure` and not
-   * stored (the next request renders it again). So is every page when `*` itself was lost.
+   * stored (the next request renders it again). A `*` made by this very save (a new namespace,
+   * or one evicted while no invalidation came) says nothing came: it would have been raised.
+   * Only an eviction of `*` between an invalidation during the render and this save — the key
+   * just written, the last an LRU picks — goes unseen.
    */
   async hold(
     tags: readonly string[],
@@ -131,7 +134,6 @@ export class RedisTagClocks implements TagClocks {
     const values = result.value.map((raw) => Number(raw));
     const madeSince = (value: number) => !(value > 0) && !(-value <= renderedAt);
     const any = values.slice(-2);
-    if (any.some(madeSince)) return 'unsure';
     if (values.slice(0, -2).some(madeSince) && any.some((value) => value >= renderedAt))
       return 'unsure';
     return 'held';
