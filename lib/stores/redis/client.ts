@@ -8,6 +8,7 @@ import type { KeyvLike } from '../keyv';
 export interface RedisCommands {
   set(key: string, value: string, options: { NX: true; PX: number }): Promise<unknown>;
   get(key: string): Promise<string | null>;
+  mGet(keys: string[]): Promise<(string | null)[]>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   exists(key: string): Promise<number>;
   publish(channel: string, message: string): Promise<unknown>;
@@ -41,6 +42,7 @@ interface KeyvRedisLike {
   client: unknown;
   namespace?: string;
   keyPrefixSeparator?: string;
+  isCluster?(): boolean;
 }
 
 /** The `@keyv/redis` adapter behind a Keyv instance, if that is what it is. */
@@ -73,6 +75,8 @@ export interface RedisLink {
    * (tag clocks) stay in its namespace, so that clearing the store clears them too.
    */
   storeKey(key: string): string;
+  /** A Redis Cluster: keys of one command must share a slot, so no MGET across tags. */
+  cluster: boolean;
 }
 
 /** Finds the Redis client behind a `@keyv/redis` store, to take leases and publish events. */
@@ -106,7 +110,8 @@ export function redisLinkOf(keyv: KeyvLike): RedisLink | undefined {
   const ns = (keyv as { namespace?: string }).namespace ?? adapter.namespace;
   const separator = adapter.keyPrefixSeparator ?? '::';
   const storeKey = (key: string) => (ns ? `${ns}${separator}${key}` : key);
-  return { client, ready, prefix: namespaceOf(keyv, adapter), storeKey };
+  const cluster = adapter.isCluster?.() === true;
+  return { client, ready, prefix: namespaceOf(keyv, adapter), storeKey, cluster };
 }
 
 /**
