@@ -15,6 +15,4 @@ export interface EntryStore {
   set(key: string, value: StoredValue, ttlMs?: number): Promise<void> | void;
   /** Removes `key`; a missing key is not an error. */
   delete(key: string): Promise<void> | void;
-  /** Optional: releases what the store itself opened (not what the user passed in). */
-  close?(): Promise<void> | void;
 }

@@ -25,7 +25,6 @@ export interface RedisSubscriber {
   destroy?(): unknown;
   /** node-redis: the socket no longer keeps the process alive. */
   unref?(): void;
-  disconnect?(): Promise<unknown>;
   quit?(): Promise<unknown>;
   close?(): Promise<unknown>;
   isOpen?: boolean;

@@ -45,10 +45,6 @@ export class RedisEvents {
     this.channel = `${link.prefix}isr-events`;
   }
 
-  get live(): boolean {
-    return this.liveState;
-  }
-
   /** Starts the heartbeat, which also (re)connects the subscriber whenever it has none. */
   start(): void {
     if (this.heartbeat !== undefined || this.closed) return;
