@@ -307,3 +307,19 @@ describe.each(expressVersions)('cookies behind cache.handler(app) (%s)', (_name,
     expect(await get('/about', 'user=dana')).toBe('HIT <p>About us</p>');
   });
 });
+
+test('a cookie request for an expired page that never read cookies is told "cookie", not "the page reads cookies"', async () => {
+  const cache = isr();
+  const app = expressVersions[0][1]();
+  app.use(cache);
+  app.get('/plain', (_req, res) => {
+    res.send('<p>plain</p>');
+  });
+  await request(app).get('/plain');
+  await cache.idle();
+  await cache.revalidatePath('/plain', { mode: 'expire' });
+  const answer = await request(app).get('/plain').set('cookie', 'theme=dark');
+  expect(answer.headers['cache-status']).toBe('express-isr; fwd=bypass; detail="cookie"');
+  await cache.idle();
+  await cache.close();
+});

@@ -167,7 +167,12 @@ export function handleRequests(
     state: Freshness | undefined,
   ): void {
     const { entry, key, variantKey, vary } = found;
-    const reason = entry === undefined ? 'cookie' : 'cookie; the page reads cookies';
+    // Only a page whose render read cookies is kept from this visitor; any other (missing, or
+    // expired and rendered again) is theirs to render because they carry cookies.
+    const reason =
+      entry?.readsCookies === false || entry === undefined
+        ? 'cookie'
+        : 'cookie; the page reads cookies';
     debug('bypass: %s %s (%s)', req.method, url, reason);
     engine.observer.bypass(url, reason);
     installResponseConfig(res);
