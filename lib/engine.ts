@@ -13,7 +13,7 @@ import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory';
 import { PageWrites } from './stores/page-writes';
 import type { RedisEvents } from './stores/redis/events';
-import { type Backend, openTiers, type Walk } from './stores/tiers';
+import { type Backend, openTiers, type StoreProbe, type Walk } from './stores/tiers';
 import type { RequestHandler } from './types';
 
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
@@ -33,6 +33,8 @@ export class Engine extends PageWrites {
   readonly walk: Walk;
   readonly clocks: TagClocks;
   readonly lock: Lock;
+  /** What `cache.health()` reads of the store, its breaker and the leases. */
+  readonly probe: StoreProbe;
   readonly keepParam: QueryFilter;
   /** Found from the first request Express hands us, unless the `app` option gave it. */
   app: RequestHandler | undefined;
@@ -68,6 +70,7 @@ export class Engine extends PageWrites {
     this.walk = tiers.walk;
     this.clocks = tiers.clocks;
     this.lock = tiers.lock;
+    this.probe = tiers.probe;
     this.l1 = tiers.l1;
     this.events = tiers.events;
     this.owned = tiers.owned;

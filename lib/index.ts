@@ -3,6 +3,7 @@ import type { ResponseIsrConfig } from './types';
 export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/revalidator';
 export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
 export { createIsr as isr, type IsrMiddleware } from './isr';
+export type { HealthReport, InFlightRender } from './observability/health';
 export type { EntriesQuery, EntryInfo } from './observability/inspect';
 export type { IsrEventName, IsrEvents, IsrStats } from './observability/observer';
 export type { MetricsOptions } from './observability/prometheus';

@@ -11,6 +11,7 @@ import {
   typeProblem,
 } from './invalidation/revalidator';
 import { UnsafeInvalidation } from './invalidation/unsafe-invalidation';
+import { type HealthReport, health } from './observability/health';
 import { type EntriesQuery, type EntryInfo, Inspector } from './observability/inspect';
 import type { IsrEventName, IsrEvents, IsrStats } from './observability/observer';
 import { PROTECT_SECRET } from './observability/redact';
@@ -52,6 +53,12 @@ export interface IsrMiddleware {
   entry(path: string): Promise<EntryInfo | undefined>;
   /** The pages whose URL starts with `prefix`, at most `limit` (SCAN on Redis, never KEYS). */
   entries(query?: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
+  /**
+   * This instance's view of the fleet, measured now: whether the store answers (and how fast),
+   * the pub/sub link, the circuit breaker, L1, and the renders in flight on every instance
+   * sharing a Redis (on this one otherwise). Bounded in time; never rejects.
+   */
+  health(): Promise<HealthReport>;
   /** Listens to an event (`hit`, `stale`, `miss`, `bypass`, `regenerate:*`, `revalidate`, `store:error`). */
   on<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
   off<K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void): void;
@@ -174,6 +181,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     stats: () => engine.observer.snapshot(),
     entry: (path: string) => inspector.entry(path),
     entries: (query?: EntriesQuery) => inspector.entries(query),
+    health: () => health(engine),
     on: <K extends IsrEventName>(name: K, listener: (event: IsrEvents[K]) => void) => {
       engine.observer.emitter.on(name, listener);
     },

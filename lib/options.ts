@@ -72,6 +72,13 @@ export interface IsrOptions {
    */
   version?: string;
   /**
+   * Names this process among the instances sharing a store: stored on each page it renders
+   * (`renderedBy` in `cache.entry()`), on its render leases (`cache.health()` lists them) and in
+   * `cache.health()`. A non-empty string of at most 200 characters.
+   * @default `${os.hostname()}:${process.pid}`
+   */
+  instanceId?: string;
+  /**
    * Read each page's windows from its own caching headers when the route did not call
    * `res.isr()`: `CDN-Cache-Control`, `Surrogate-Control`, or `Cache-Control`'s `s-maxage`,
    * `stale-while-revalidate`, `stale-if-error` (README, "Caching headers set the policy").
@@ -198,6 +205,7 @@ export interface ResolvedOptions {
   maxStale: number | false;
   staleIfError: number | false;
   version: string | undefined;
+  instanceId: string;
   policyFromHeaders: boolean;
   statuses: number[];
   contentTypes: string[];

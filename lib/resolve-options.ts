@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { IsrOptions, ResolvedOptions } from './options';
 import { type CacheControlBuilder, defaultCacheControl } from './request/cache-control';
 import type { CdnTagHeader } from './request/cdn-tags';
@@ -22,6 +23,7 @@ const OPTION_NAMES = [
   'maxStale',
   'staleIfError',
   'version',
+  'instanceId',
   'policyFromHeaders',
   'statuses',
   'contentTypes',
@@ -124,6 +126,10 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (o.version !== undefined && (typeof o.version !== 'string' || !VERSION.test(o.version))) {
     fail('version', 'a build id of 1 to 128 visible ASCII characters, like a git sha', o.version);
   }
+  const instanceId = 'instanceId' in given ? o.instanceId : `${os.hostname()}:${process.pid}`;
+  if (typeof instanceId !== 'string' || instanceId === '' || instanceId.length > 200) {
+    fail('instanceId', 'a non-empty string of at most 200 characters', o.instanceId);
+  }
   if (
     !Array.isArray(o.statuses) ||
     !o.statuses.every((s) => Number.isInteger(s) && s >= 200 && s < 600)
@@ -195,6 +201,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     maxStale: o.maxStale,
     staleIfError: o.staleIfError,
     version: o.version,
+    instanceId,
     policyFromHeaders: o.policyFromHeaders,
     statuses: [...o.statuses],
     contentTypes: o.contentTypes.map((t) => t.toLowerCase()),

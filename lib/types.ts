@@ -85,6 +85,8 @@ export interface CacheEntry {
   readsCookies?: boolean;
   /** Rendered as over TLS (the visitor's connection was): regenerations render it the same. */
   secure?: boolean;
+  /** The `instanceId` of the process that rendered it (absent in entries stored before it existed). */
+  renderedBy?: string;
 }
 
 /**

@@ -20,6 +20,8 @@ export interface EntryInfo {
   /** Stored variants besides identity. */
   encodings: ('br' | 'gzip')[];
   generatedAt: string;
+  /** The `instanceId` of the process that rendered it; absent for pages stored before it was recorded. */
+  renderedBy?: string;
   /** While a failed regeneration backs off: its error, attempt and the next try. */
   lastError?: { message: string; attempt: number; nextRetryAt: string };
 }
@@ -109,6 +111,7 @@ export class Inspector {
       size: entry.body.length,
       encodings,
       generatedAt: new Date(entry.generatedAt).toISOString(),
+      ...(entry.renderedBy === undefined ? {} : { renderedBy: entry.renderedBy }),
       lastError: failure && {
         message: failure.error,
         attempt: failure.attempt,

@@ -22,6 +22,16 @@ export interface GuardOptions {
 /** After a failure, calls fail at once for this long; then one call probes the store. */
 const COOL_DOWN_MS = 1000;
 
+/** The circuit breaker as `cache.health()` reports it. */
+export interface BreakerState {
+  /** `closed`: calls go to the store; `open`: they fail at once; `half-open`: one call probes. */
+  state: 'closed' | 'open' | 'half-open';
+  /** Calls that failed since the store last answered (0 when closed). */
+  failures: number;
+  /** The latest of those failures: its message and when (ISO 8601). */
+  lastFailure?: { message: string; at: string };
+}
+
 /**
  * Wraps a remote store so that it can never hold a visitor up: every call is bounded by a
  * timeout, and while the store is failing a circuit breaker skips it altogether (otherwise
@@ -34,6 +44,9 @@ export class GuardedStore {
   /** A call is probing the failing store: the others keep failing at once until it settles. */
   private probing = false;
   private lastRefusal: string | undefined;
+  /** Failures since the store last answered, and the latest one: read by `breaker`. */
+  private failures = 0;
+  private lastFailure: { message: string; at: number } | undefined;
 
   constructor(
     readonly inner: KeyvStore,
@@ -65,6 +78,20 @@ export class GuardedStore {
     if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
+  /** The circuit breaker's state now (read-only: reading it probes nothing). */
+  get breaker(): BreakerState {
+    if (!this.failing) return { state: 'closed', failures: 0 };
+    const waiting = !this.probing && this.options.now() < this.openUntil;
+    return {
+      state: waiting ? 'open' : 'half-open',
+      failures: this.failures,
+      lastFailure: this.lastFailure && {
+        message: this.lastFailure.message,
+        at: new Date(this.lastFailure.at).toISOString(),
+      },
+    };
+  }
+
   /** Runs `fn` under the same timeout and circuit breaker as the store calls. */
   async attempt<T>(fn: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false }> {
     let probe = false;
@@ -79,6 +106,8 @@ export class GuardedStore {
         this.options.timeout,
         `store call timed out after ${this.options.timeout} ms`,
       );
+      this.failures = 0;
+      this.lastFailure = undefined;
       if (this.failing) {
         this.failing = false;
         this.options.onRecovery();
@@ -97,6 +126,8 @@ export class GuardedStore {
         return { ok: false };
       }
       this.openUntil = this.options.now() + COOL_DOWN_MS;
+      this.failures += 1;
+      this.lastFailure = { message: error.message, at: this.options.now() };
       if (!this.failing) {
         this.failing = true;
         this.options.onOutage(error);

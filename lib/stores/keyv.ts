@@ -50,6 +50,7 @@ interface SerializedEntry {
   secure?: boolean;
   version?: string;
   storedAt?: number;
+  renderedBy?: string;
 }
 
 /**
@@ -157,6 +158,7 @@ function serialize(entry: CacheEntry): SerializedEntry {
     secure: entry.secure,
     version: entry.version,
     storedAt: entry.storedAt,
+    renderedBy: entry.renderedBy,
   };
 }
 
@@ -185,6 +187,7 @@ function deserialize(raw: unknown): StoredValue | undefined {
     secure: s.secure,
     version: s.version,
     storedAt: s.storedAt,
+    renderedBy: typeof s.renderedBy === 'string' ? s.renderedBy : undefined,
   };
 }
 

@@ -13,7 +13,7 @@ import { MemoryStore } from './memory';
 export class L1 {
   private readonly store: MemoryStore;
   private mirror = new MemoryTagClocks();
-  private serving = false;
+  private servingState = false;
   /**
    * Changes whenever the event stream (re)starts or another instance replaces a page: copies
    * read before it must not be kept.
@@ -28,17 +28,27 @@ export class L1 {
     return this.epochValue;
   }
 
+  /** Whether it serves: only while the events that keep it coherent are known to flow. */
+  get serving(): boolean {
+    return this.servingState;
+  }
+
+  /** Bytes held now, and the most it may hold (`l1.maxSize`). */
+  get size(): { bytes: number; entries: number; limit: number } {
+    return { bytes: this.store.size, entries: this.store.count, limit: this.store.maxSize };
+  }
+
   get clocks(): TagClocks {
     return this.mirror;
   }
 
   get(key: string): StoredValue | undefined {
-    return this.serving ? this.store.get(key) : undefined;
+    return this.servingState ? this.store.get(key) : undefined;
   }
 
   /** Keeps a copy read (or written) by this instance, unless the epoch moved since `epoch`. */
   put(key: string, value: StoredValue, epoch: number): void {
-    if (this.serving && epoch === this.epochValue) this.store.set(key, value);
+    if (this.servingState && epoch === this.epochValue) this.store.set(key, value);
   }
 
   drop(key: string): void {
@@ -62,6 +72,6 @@ export class L1 {
     this.epochValue += 1;
     this.store.clear();
     this.mirror = new MemoryTagClocks();
-    this.serving = live;
+    this.servingState = live;
   }
 }

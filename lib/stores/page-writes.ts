@@ -50,6 +50,8 @@ export abstract class PageWrites extends PageLookups {
   async save(key: string, entry: CacheEntry, vary: string[]): Promise<SaveOutcome> {
     let target = key;
     const epoch = this.l1?.epoch ?? 0;
+    // Who rendered it, for `cache.entry()` across instances: the process storing it.
+    entry.renderedBy = this.options.instanceId;
     // In a shared store every key lives as long as the page may be of use, and no longer
     // (README, "Running many instances"); the memory store keeps to its byte budget instead.
     const ttl = this.isLocalStore ? undefined : usefulLifeMs(entry);

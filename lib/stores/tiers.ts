@@ -1,4 +1,5 @@
 import { MemoryTagClocks, type TagClocks } from '../invalidation/tag-clocks';
+import { InFlightLock, type InFlightSource } from '../observability/in-flight';
 import { debug, type Reporter } from '../observability/report';
 import type { ResolvedOptions } from '../options';
 import { inProcessLock, type Lock } from '../render/lease';
@@ -36,6 +37,21 @@ export interface Tiers {
   events?: RedisEvents;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
   owned?: { close(): Promise<void> };
+  /** What `cache.health()` reads. */
+  probe: StoreProbe;
+}
+
+/** The store as `cache.health()` sees it (observability/health.ts). */
+export interface StoreProbe {
+  kind: 'memory' | 'keyv' | 'redis';
+  /** Resolves once the store answered a trivial command now (PING, a GET); the caller bounds it. */
+  ping(): Promise<void>;
+  /** The circuit breaker, for a remote store. */
+  guarded?: GuardedStore;
+  /** The in-process copy in front of Redis; whether it serves says whether pub/sub flows. */
+  l1?: L1;
+  /** The renders in flight: every instance's Redis leases, or this process's. */
+  inFlight: InFlightSource;
 }
 
 /**
@@ -51,8 +67,16 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     owned = { close: opened.close };
     given = opened.keyv;
   }
+  const holder = {
+    instance: options.instanceId,
+    now: options.now,
+    urlOf: (key: string) => pageUrlOf(key, options.version),
+    // Past twice its deadline, a render is cut off (README, `regenerateTimeout`).
+    forgetAfterMs: 2 * options.regenerateTimeout + 60_000,
+  };
   if (given === undefined || given instanceof MemoryStore) {
     const memory = given ?? new MemoryStore({ maxSize: options.maxSize });
+    const lock = new InFlightLock(options.lock ?? inProcessLock, holder);
     return {
       store: memory,
       walk: async function* () {
@@ -62,7 +86,8 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
         }
       },
       clocks: new MemoryTagClocks(),
-      lock: options.lock ?? inProcessLock,
+      lock,
+      probe: { kind: 'memory', ping: async () => {}, inFlight: lock },
     };
   }
   const link = redisLinkOf(given as KeyvLike);
@@ -75,20 +100,41 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     onRefusal: (error) => reporter.error(error, { phase: 'store-write' }),
     ready: link?.ready,
   });
+  const guard = <T>(call: () => Promise<T>) => guarded.attempt(call);
+  const redisLock =
+    options.lock === undefined && link !== undefined
+      ? new RedisLock(link, guard, holder)
+      : undefined;
+  const lock = redisLock ?? new InFlightLock(options.lock ?? inProcessLock, holder);
   const tiers: Tiers = {
     store: guarded,
     walk: () => keyvStore.entries(),
     clocks: new KeyvTagClocks(guarded),
-    lock: inProcessLock,
+    lock,
     owned,
+    probe: {
+      kind: link ? 'redis' : 'keyv',
+      ping: link
+        ? async () => {
+            await link.ready();
+            const client = await link.client();
+            await (client.ping ? client.ping() : client.exists('express-isr:health'));
+          }
+        : async () => {
+            await keyvStore.get('express-isr:health');
+          },
+      guarded,
+      inFlight: redisLock
+        ? { scope: 'fleet', list: (...args) => redisLock.holders(...args) }
+        : (lock as InFlightLock),
+    },
   };
-  const guard = <T>(call: () => Promise<T>) => guarded.attempt(call);
-  tiers.lock = options.lock ?? (link ? new RedisLock(link, guard) : inProcessLock);
   // A render is cut off after twice `regenerateTimeout`; a minute on top for its store.
   if (link) tiers.clocks = new RedisTagClocks(link, guard, 2 * options.regenerateTimeout + 60_000);
   if (link !== undefined && options.l1 !== false) {
     const l1 = new L1(options.l1.maxSize);
     tiers.l1 = l1;
+    tiers.probe.l1 = l1;
     tiers.events = new RedisEvents(link, options.storeTimeout, {
       onEvent: (event) => {
         if (event.type === 'bump') l1.bump(event.tags, event.kind, event.at);
@@ -105,4 +151,12 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     });
   }
   return tiers;
+}
+
+/** The page URL in a cache key: without the deploy version before it and the variant after it. */
+function pageUrlOf(key: string, version: string | undefined): string {
+  const versioned = version === undefined ? '' : `v:${version}:`;
+  const bare = versioned !== '' && key.startsWith(versioned) ? key.slice(versioned.length) : key;
+  const variant = bare.indexOf('\0');
+  return variant === -1 ? bare : bare.slice(0, variant);
 }

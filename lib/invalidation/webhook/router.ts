@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HealthReport } from '../../observability/health';
 import type { EntriesQuery, EntryInfo } from '../../observability/inspect';
 import { PROTECT_SECRET } from '../../observability/redact';
 import type {
@@ -21,6 +22,8 @@ export interface Revalidatable {
   entry?(path: string): Promise<EntryInfo | undefined>;
   /** When present (as on `isr()`), `GET /entries?prefix=&limit=` answers with it. */
   entries?(query: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
+  /** When present (as on `isr()`), `GET /health` answers with it (503 when the store does not answer). */
+  health?(): Promise<HealthReport>;
 }
 
 /** Options of `revalidateRouter`. */
@@ -110,6 +113,23 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       answer(inspect(req, pathname, query), 'inspection');
       return;
     }
+    if (pathname === '/health' && cache.health) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET');
+        sendJson(res, 405, { error: 'use GET for /health' });
+        return;
+      }
+      checkHealth(req, query).then(
+        (report) => sendJson(res, report.status === 'ok' ? 200 : 503, report),
+        (error: unknown) =>
+          error instanceof HttpError
+            ? sendJson(res, error.status, { error: error.message })
+            : sendJson(res, 503, {
+                error: `health check failed: ${(error as Error)?.message ?? error}`,
+              }),
+      );
+      return;
+    }
     if (pathname !== '/' && pathname !== '') {
       next();
       return;
@@ -143,6 +163,14 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       throw new HttpError(400, 'limit must be a whole number from 1 to 1000');
     }
     return cache.entries?.({ prefix, limit });
+  }
+
+  /** `GET /health`, behind the same secret: 200 while the store answers, 503 when it does not. */
+  async function checkHealth(req: IncomingMessage, query: URLSearchParams): Promise<HealthReport> {
+    if (!(await authenticated(req, query, {}, Buffer.alloc(0)))) {
+      throw new HttpError(401, 'missing or wrong secret');
+    }
+    return (cache.health as () => Promise<HealthReport>)();
   }
 
   async function handle(req: IncomingMessage, query: URLSearchParams) {

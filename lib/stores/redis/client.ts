@@ -11,6 +11,12 @@ export interface RedisCommands {
   mGet(keys: string[]): Promise<(string | null)[]>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   exists(key: string): Promise<number>;
+  /** Standalone clients only (a cluster client has none): lists the lease keys. */
+  scan?(
+    cursor: string,
+    options: { MATCH: string; COUNT: number },
+  ): Promise<{ cursor: string | number; keys: string[] }>;
+  ping?(): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   duplicate(): RedisSubscriber;
 }
