@@ -174,34 +174,38 @@ describe.each(expressVersions)(
     });
 
     describe('CDN tags', () => {
-      test('Cache-Tag: a,b on the MISS, the HIT and the STALE of a tagged page', async () => {
+      // Every page carries its path keys first (README, "Purging a CDN in front"), then its tags.
+      const KEYS = 'page:/tagged,layout:/,layout:/tagged';
+      test('Cache-Tag: the path keys, a,b on the MISS, the HIT and the STALE of a tagged page', async () => {
         const { app, cache, clock } = setup({ revalidate: 60 });
         const miss = await request(app).get('/tagged');
         expect(miss.headers['x-isr-cache']).toBe('MISS');
-        expect(miss.headers['cache-tag']).toBe('a,b');
+        expect(miss.headers['cache-tag']).toBe(`${KEYS},a,b`);
         await cache.idle();
         const hit = await request(app).get('/tagged');
         expect(hit.headers['x-isr-cache']).toBe('HIT');
-        expect(hit.headers['cache-tag']).toBe('a,b');
+        expect(hit.headers['cache-tag']).toBe(`${KEYS},a,b`);
         clock.advanceSeconds(61);
         const stale = await request(app).get('/tagged');
         expect(stale.headers['x-isr-cache']).toBe('STALE');
-        expect(stale.headers['cache-tag']).toBe('a,b');
+        expect(stale.headers['cache-tag']).toBe(`${KEYS},a,b`);
         expect(hit.headers['surrogate-key']).toBeUndefined();
-        // An untagged page carries none.
-        expect((await request(app).get('/page')).headers['cache-tag']).toBeUndefined();
+        // An untagged page carries its path keys alone.
+        expect((await request(app).get('/page')).headers['cache-tag']).toBe(
+          'page:/page,layout:/,layout:/page',
+        );
         await cache.close();
       });
 
-      test("cdnTags: 'Surrogate-Key' sends Surrogate-Key: a b instead", async () => {
+      test("cdnTags: 'Surrogate-Key' sends Surrogate-Key: the path keys, a b instead", async () => {
         const { app, cache } = setup({ cdnTags: 'Surrogate-Key' });
         const miss = await request(app).get('/tagged');
-        expect(miss.headers['surrogate-key']).toBe('a b');
+        expect(miss.headers['surrogate-key']).toBe('page:/tagged layout:/ layout:/tagged a b');
         expect(miss.headers['cache-tag']).toBeUndefined();
         await cache.idle();
         const hit = await request(app).get('/tagged');
         expect(hit.headers['x-isr-cache']).toBe('HIT');
-        expect(hit.headers['surrogate-key']).toBe('a b');
+        expect(hit.headers['surrogate-key']).toBe('page:/tagged layout:/ layout:/tagged a b');
         expect(hit.headers['cache-tag']).toBeUndefined();
         await cache.close();
       });

@@ -85,6 +85,13 @@ async function setup(
   };
 }
 
+/** A page's path keys (`page:`, `layout:`) as every tag header carries them, before its tags. */
+function keyed(path: string, tags: string, separator = ','): string {
+  const parts = path.split('/').filter(Boolean);
+  const layouts = parts.map((_, i) => `layout:/${parts.slice(0, i + 1).join('/')}`);
+  return [`page:${path}`, 'layout:/', ...layouts, ...(tags === '' ? [] : [tags])].join(separator);
+}
+
 /** Tags no header may carry as they are, and the form the CDN header carries them in. */
 const ODD_TAGS: [string, string, string | undefined][] = [
   ['a latin-1 slug', 'post-café', 'post-caf%C3%A9'],
@@ -99,7 +106,7 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
     '%s: the MISS, the HIT, the STALE and the fast path answer 200, the tag encoded or left out',
     async (_label, tag, sent) => {
       const s = await setup(createApp, { '/page': { tags: ['posts', tag] } });
-      const expected = sent === undefined ? 'posts' : `posts,${sent}`;
+      const expected = keyed('/page', sent === undefined ? 'posts' : `posts,${sent}`);
 
       const miss = await s.get('/page');
       expect([miss.status, miss.headers['x-isr-cache'], miss.body]).toEqual([
@@ -171,7 +178,7 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
       expect([answer.status, answer.body, answer.headers['cache-tag']]).toEqual([
         200,
         '<h1>cold</h1>',
-        '%E6%97%A5%E6%9C%AC%E8%AA%9E',
+        keyed('/cold', '%E6%97%A5%E6%9C%AC%E8%AA%9E'),
       ]);
     }
   });
@@ -181,7 +188,7 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
       // Node lets a route set latin-1 text in a header; a CDN takes visible ASCII only.
       '/own': { tags: ['日本語'], headers: { 'Cache-Tag': 'post-café, news' } },
     });
-    const expected = '%E6%97%A5%E6%9C%AC%E8%AA%9E,post-caf%C3%A9,news';
+    const expected = keyed('/own', '%E6%97%A5%E6%9C%AC%E8%AA%9E,post-caf%C3%A9,news');
     const miss = await s.get('/own');
     expect([miss.status, miss.headers['x-isr-cache']]).toEqual([200, 'MISS']);
     expect(miss.headers['cache-tag']).toBe(expected);
@@ -200,7 +207,7 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
       { '/own': { tags: ['a b', '日本'], headers: { 'Surrogate-Key': 'post-café news' } } },
       { cdnTags: 'Surrogate-Key' },
     );
-    const expected = 'a%20b %E6%97%A5%E6%9C%AC post-caf%C3%A9 news';
+    const expected = keyed('/own', 'a%20b %E6%97%A5%E6%9C%AC post-caf%C3%A9 news', ' ');
     const miss = await s.get('/own');
     expect([miss.status, miss.headers['surrogate-key']]).toEqual([200, expected]);
     expect(miss.headers['cache-tag']).toBeUndefined();
@@ -292,11 +299,11 @@ describe.each(expressVersions)('the CDN tag header (%s)', (_name, createApp) => 
     async (option, header, separator) => {
       const s = await setup(createApp, { '/page': { tags: TAGS } }, { cdnTags: option });
       const miss = await s.get('/page');
-      expect(miss.headers[header]).toBe(SENT.join(separator));
+      expect(miss.headers[header]).toBe(keyed('/page', SENT.join(separator), separator));
       await s.cache.idle();
       const hit = await s.get('/page');
       expect(hit.headers['x-isr-cache']).toBe('HIT');
-      expect(hit.headers[header]).toBe(SENT.join(separator));
+      expect(hit.headers[header]).toBe(keyed('/page', SENT.join(separator), separator));
       expect(hit.headers[header]).toMatch(/^[\x21-\x7e ]+$/);
     },
   );
@@ -308,9 +315,10 @@ describe.each(expressVersions)('the CDN tag header (%s)', (_name, createApp) => 
     expect([miss.status, miss.headers['x-isr-cache']]).toEqual([200, 'MISS']);
     const sent = String(miss.headers['cache-tag']);
     expect(Buffer.byteLength(sent)).toBeLessThanOrEqual(MAX_CDN_TAG_HEADER_BYTES);
-    // Filled in order, as far as it goes.
+    // The path keys first, then the tags in order, as far as they go.
     const items = sent.split(',');
-    expect(items).toEqual(tags.slice(0, items.length));
+    expect(items.slice(0, 3)).toEqual(['page:/many', 'layout:/', 'layout:/many']);
+    expect(items.slice(3)).toEqual(tags.slice(0, items.length - 3));
     expect(Buffer.byteLength(sent) + 11).toBeGreaterThan(MAX_CDN_TAG_HEADER_BYTES);
     await s.cache.idle();
     const hit = await s.get('/many');
@@ -370,9 +378,9 @@ describe('warnings for tags left out', () => {
       '/b': { tags: ['a\0b'] },
     });
     const a = await s.get('/a');
-    expect([a.status, a.headers['cache-tag']]).toEqual([200, 'ok']);
+    expect([a.status, a.headers['cache-tag']]).toEqual([200, keyed('/a', 'ok')]);
     const b = await s.get('/b');
-    expect([b.status, b.headers['cache-tag']]).toEqual([200, undefined]);
+    expect([b.status, b.headers['cache-tag']]).toEqual([200, keyed('/b', '')]);
     await s.cache.idle();
     for (const url of ['/a', '/b']) expect((await s.get(url)).headers['x-isr-cache']).toBe('HIT');
     expect(codes(s.recorder.warnings)).toEqual(['ISR_TAG_NOT_SENT']);
@@ -433,7 +441,7 @@ describe('warnings for tags left out', () => {
     expect([hit.status, hit.headers['x-isr-cache'], hit.headers['cache-tag']]).toEqual([
       200,
       'HIT',
-      'ok',
+      keyed('/page', 'ok'),
     ]);
     expect(codes(second.warnings)).toEqual(['ISR_TAG_NOT_SENT']);
   });

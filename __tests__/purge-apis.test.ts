@@ -180,7 +180,7 @@ describe('cloudflarePurge', () => {
       ...extra,
     });
 
-  test('expire: purge_cache by tags, 30 a call; pages by URL for each origin', async () => {
+  test('expire: purge_cache by the path keys then the tags, 30 a call; pages by URL for each origin', async () => {
     const api = await cloudflareApi();
     const purge = purger(api.url, {
       origins: ['https://www.example.com', 'http://example.com:8080'],
@@ -195,9 +195,11 @@ describe('cloudflarePurge', () => {
     ).toEqual([
       [`/client/v4/zones/${ZONE}/purge_cache`, 'tags', 30],
       [`/client/v4/zones/${ZONE}/purge_cache`, 'tags', 30],
-      [`/client/v4/zones/${ZONE}/purge_cache`, 'tags', 6],
+      [`/client/v4/zones/${ZONE}/purge_cache`, 'tags', 7],
       [`/client/v4/zones/${ZONE}/purge_cache`, 'files', 2],
     ]);
+    // The page's key first, named and encoded as its Cache-Tag header carries it.
+    expect((api.seen[0].body as { tags: string[] }).tags[0]).toBe('page:/blog/caf%25c3%25a9');
     // Tags as the Cache-Tag header carries them (percent-encoded), pages as visitors' URLs.
     expect((api.seen[2].body as { tags: string[] }).tags.at(-1)).toBe('post%20caf%C3%A9');
     expect(api.seen[3].body).toEqual({
@@ -217,12 +219,15 @@ describe('cloudflarePurge', () => {
     ]);
   });
 
-  test('layouts by prefix (host and path, no scheme), when the event says type: layout', async () => {
+  test('layouts by their layout key, and by prefix (host and path, no scheme) with origins', async () => {
     const api = await cloudflareApi();
     await purger(api.url, { origins: ['https://www.example.com'] })(
       event({ paths: ['/blog'], type: 'layout' }),
     );
-    expect(api.seen.map((s) => s.body)).toEqual([{ prefixes: ['www.example.com/blog'] }]);
+    expect(api.seen.map((s) => s.body)).toEqual([
+      { tags: ['layout:/blog'] },
+      { prefixes: ['www.example.com/blog'] },
+    ]);
   });
 
   test('retries a 5xx and a 429 (Retry-After) with backoff, then succeeds', async () => {
@@ -264,14 +269,15 @@ describe('cloudflarePurge', () => {
     });
   });
 
-  test('paths without origins: tags are purged, the paths are a failure', async () => {
+  test('paths without origins: purged by their path keys alone, with the tags', async () => {
     const api = await cloudflareApi();
-    await expect(
-      purger(api.url)(event({ tags: ['posts'], paths: ['/blog/a'] })),
-    ).rejects.toMatchObject({
-      failures: [{ target: 'paths /blog/a', attempts: 0 }],
-    });
-    expect(api.seen.map((s) => s.body)).toEqual([{ tags: ['posts'] }]);
+    await purger(api.url)(
+      event({ tags: ['posts'], paths: ['/blog/a', '/Blog/a/', '/blog/b?page=2'] }),
+    );
+    // Spellings and query variants of one page share its key: sent once.
+    expect(api.seen.map((s) => s.body)).toEqual([
+      { tags: ['page:/blog/a', 'page:/blog/b', 'posts'] },
+    ]);
   });
 
   test('options are checked when the purger is made', () => {
@@ -300,7 +306,7 @@ describe('fastlyPurge', () => {
       ]),
     ).toEqual([
       [`/service/${SERVICE}/purge`, '1', 256],
-      [`/service/${SERVICE}/purge`, '1', 44],
+      [`/service/${SERVICE}/purge`, '1', 46],
       ['/purge/www.example.com/blog/a', '1', undefined],
       ['/purge/www.example.com/blog/b', '1', undefined],
     ]);
@@ -336,7 +342,9 @@ describe('fastlyPurge', () => {
     });
     const server = await serve(app);
     cleanups.push(server.close);
-    expect((await server.get('/p')).headers['surrogate-key']).toBe('posts');
+    expect((await server.get('/p')).headers['surrogate-key']).toBe(
+      'page:/p layout:/ layout:/p posts',
+    );
     await cache.idle();
     const before = rendered.length;
     await cache.revalidateTag('posts', { mode: 'regenerate' });
@@ -376,5 +384,92 @@ describe('fastlyPurge', () => {
         context: { phase: 'on-revalidate' },
       },
     ]);
+  });
+});
+
+/**
+ * Purges by path through the cache: the keys a path revalidation purges are the very strings
+ * the pages' tag header carries — for a page reached with a query string and for everything
+ * below a layout — in a form each CDN takes (Cloudflare: printable ASCII without spaces, 1024
+ * characters a tag at most; Fastly: space-separated, 1024 bytes a key, 16 KB a header).
+ */
+describe.each([
+  ['Cloudflare', 'Cache-Tag', 'cache-tag', ','] as const,
+  ['Fastly', 'Surrogate-Key', 'surrogate-key', ' '] as const,
+])('purge by path through the cache (%s)', (cdn, option, header, separator) => {
+  async function site() {
+    const api = cdn === 'Cloudflare' ? await cloudflareApi() : await fastlyApi();
+    const purged = () =>
+      api.seen.flatMap((s) => {
+        const body = s.body as { tags?: string[]; surrogate_keys?: string[] };
+        return body?.tags ?? body?.surrogate_keys ?? [];
+      });
+    const recorder = errorRecorder();
+    const cache = isr({
+      cdnTags: option,
+      onRevalidate:
+        cdn === 'Cloudflare'
+          ? cloudflarePurge({ zoneId: ZONE, token: CF_TOKEN, apiUrl: `${api.url}/client/v4` })
+          : fastlyPurge({ serviceId: SERVICE, token: FASTLY_TOKEN, apiUrl: api.url }),
+      onError: recorder.onError,
+      logger: recorder.logger,
+    });
+    cleanups.push(() => cache.close());
+    const app = express();
+    app.use(cache);
+    app.get('/blog/{*rest}', (req: Request, res: Response) => {
+      res.isr({ tags: ['posts', 'a tag with spaces'] });
+      res.send(`<h1>${req.path}</h1>`);
+    });
+    const server = await serve(app);
+    cleanups.push(server.close);
+    const keysOf = async (url: string) => {
+      const answer = await server.get(url);
+      expect(answer.status).toBe(200);
+      const value = String(answer.headers[header]);
+      expect(Buffer.byteLength(value)).toBeLessThanOrEqual(16 * 1024);
+      const keys = value.split(separator);
+      for (const key of keys) {
+        expect(key).toMatch(/^[\x21-\x7e]+$/); // printable ASCII, no spaces
+        expect(Buffer.byteLength(key)).toBeLessThanOrEqual(1024);
+      }
+      return keys;
+    };
+    return { api, purged, cache, recorder, keysOf };
+  }
+
+  test('a page with query variants: revalidatePath purges the page key every variant carries', async () => {
+    const s = await site();
+    const variants = await Promise.all(['/blog/a?page=2', '/Blog/a/?utm_source=x'].map(s.keysOf));
+    await s.cache.idle();
+    await s.cache.revalidatePath('/blog/a', { mode: 'expire' });
+    await s.cache.idle();
+    expect(s.purged()).toEqual(['page:/blog/a']);
+    for (const keys of variants) expect(keys).toContain('page:/blog/a');
+    expect(variants[0]).toEqual([
+      'page:/blog/a',
+      'layout:/',
+      'layout:/blog',
+      'layout:/blog/a',
+      'posts',
+      'a%20tag%20with%20spaces',
+    ]);
+    expect(s.recorder.errors).toEqual([]);
+  });
+
+  test("revalidatePath('/blog', { type: 'layout' }) purges the layout key every page below carries", async () => {
+    const s = await site();
+    const deep = await s.keysOf('/blog/2026/a-post');
+    const other = await s.keysOf('/blog/b');
+    await s.cache.idle();
+    await s.cache.revalidatePath('/blog', { type: 'layout', mode: 'stale' });
+    await s.cache.idle();
+    expect(s.purged()).toEqual(['layout:/blog']);
+    expect(deep).toContain('layout:/blog');
+    expect(other).toContain('layout:/blog');
+    // Soft where the CDN has it, as for tags.
+    if (cdn === 'Fastly') expect(s.api.seen[0].headers['fastly-soft-purge']).toBe('1');
+    else expect(s.api.seen[0].path).toMatch(/invalidate_cache$/);
+    expect(s.recorder.errors).toEqual([]);
   });
 });

@@ -303,6 +303,20 @@ describe('varnishPurge in front of a real Varnish with xkey', () => {
     expect([kept.body, servedByVarnish(kept)]).toEqual([other.body, true]);
   });
 
+  test('expire by layout: the layout key reaches every page below the path, query variants too', async () => {
+    const s = await setup();
+    await cachedInVarnish(s);
+    await s.varnish('/posts/2?ref=x');
+    await s.cache.idle();
+    expect(servedByVarnish(await s.varnish('/posts/2?ref=x'))).toBe(true);
+
+    expect((await s.webhook({ path: '/posts', type: 'layout', mode: 'expire' })).status).toBe(200);
+    await s.cache.idle();
+    expect(servedByVarnish(await s.varnish('/posts/1'))).toBe(false);
+    expect(servedByVarnish(await s.varnish('/posts/2?ref=x'))).toBe(false);
+    expect(s.recorder.errors).toEqual([]);
+  });
+
   test('a Varnish that cannot be reached: a PurgeError after the retries, in onError (phase on-revalidate)', async () => {
     const recorder = errorRecorder();
     const cache = isr({

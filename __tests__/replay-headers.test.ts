@@ -99,11 +99,14 @@ describe('replayed headers, reused only for the same state, age and settings', (
     };
     const first = await replayed(page, 'HIT', 3, defaults);
     const second = await replayed(page, 'HIT', 3, other);
-    expect(first).toMatchObject({ cacheTag: 'posts', surrogateKey: undefined });
+    expect(first).toMatchObject({
+      cacheTag: 'page:/page,layout:/,layout:/page,posts',
+      surrogateKey: undefined,
+    });
     expect(first.cacheStatus).toBeDefined();
     expect(second).toMatchObject({
       cacheTag: undefined,
-      surrogateKey: 'posts',
+      surrogateKey: 'page:/page layout:/ layout:/page posts',
       cacheStatus: undefined,
       cacheControl: undefined,
     });

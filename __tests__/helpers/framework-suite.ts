@@ -53,7 +53,8 @@ export function frameworkSuite(example: FrameworkExample) {
     expect(miss.status).toBe(200);
     expect(miss.headers['x-isr-cache']).toBe('MISS');
     expect(miss.text).toContain('Hello, ISR');
-    expect(miss.headers['cache-tag']).toBe('posts');
+    // The page's path keys, then its tags (README, "Purging a CDN in front").
+    expect(miss.headers['cache-tag']).toBe('page:/,layout:/,posts');
     expect(miss.headers['cache-control']).toMatch(/s-maxage=/);
     const first = renderNumber(miss.text);
     await app.idle();

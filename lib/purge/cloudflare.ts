@@ -1,6 +1,6 @@
 import { encodePath } from '../request/cache-key';
-import { sentTags } from './keys';
-import { checkBatch, checkOrigins, checkString, missingOrigins, type Origin } from './origins';
+import { eventKeys } from './keys';
+import { checkBatch, checkOrigins, checkString, type Origin } from './origins';
 import {
   batches,
   describeList,
@@ -20,9 +20,9 @@ export interface CloudflarePurgeOptions extends RetryOptions {
   /** An API token with the Cache Purge permission (sent as `Authorization: Bearer`). Required. */
   token: string;
   /**
-   * The site's origins, e.g. `['https://www.example.com']`, to purge `paths` by: a page by its
-   * URL (`files`), a layout by its prefix (`prefixes`). Without them, paths are not purged
-   * (an error says so); tags always are.
+   * The site's origins, e.g. `['https://www.example.com']`, to purge paths by URL too: a page
+   * by its URL (`files`), a layout by its prefix (`prefixes`) — for copies Cloudflare took
+   * before the cache sent path keys. Paths are purged by their path key with or without them.
    */
   origins?: string[];
   /**
@@ -44,8 +44,9 @@ export interface CloudflarePurgeOptions extends RetryOptions {
 /**
  * An `onRevalidate` that purges Cloudflare's cache (with `cdnTags: 'Cache-Tag'`, the default):
  * `POST /zones/{zoneId}/invalidate_cache` for `stale`, `purge_cache` for `expire` and
- * `regenerate`, `{"tags":[…]}` in batches of `batchSize`, then `{"files":[…]}` for pages and
- * `{"prefixes":[…]}` for layouts of each origin.
+ * `regenerate`, `{"tags":[…]}` in batches of `batchSize` — a path by its page key
+ * (`page:/blog/a`) or layout key (`layout:/blog`), which every cached page carries, then the
+ * tags — and, with `origins`, `{"files":[…]}` for pages and `{"prefixes":[…]}` for layouts.
  */
 export function cloudflarePurge(options: CloudflarePurgeOptions): Purger {
   const zoneId = checkString(options?.zoneId, 'cloudflarePurge', 'zoneId');
@@ -68,20 +69,13 @@ export function cloudflarePurge(options: CloudflarePurgeOptions): Purger {
       refused: cloudflareRefusal,
     });
     const requests: PurgeRequest[] = [];
-    for (const batch of batches(sentTags(event.tags), batchSize))
-      requests.push(call('tags', batch));
-    if (event.paths.length > 0) {
-      if (origins.length === 0) {
-        requests.push(missingOrigins(event.paths));
-      } else {
-        const layout = event.type === 'layout';
-        const targets = origins.flatMap((origin) =>
-          event.paths.map((path) => (layout ? prefixOf(origin, path) : urlOf(origin, path))),
-        );
-        for (const batch of batches(targets, batchSize)) {
-          requests.push(call(layout ? 'prefixes' : 'files', batch));
-        }
-      }
+    for (const batch of batches(eventKeys(event), batchSize)) requests.push(call('tags', batch));
+    const layout = event.type === 'layout';
+    const targets = origins.flatMap((origin) =>
+      event.paths.map((path) => (layout ? prefixOf(origin, path) : urlOf(origin, path))),
+    );
+    for (const batch of batches(targets, batchSize)) {
+      requests.push(call(layout ? 'prefixes' : 'files', batch));
     }
     await sendAll('Cloudflare', requests, settings);
   };

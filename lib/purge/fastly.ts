@@ -1,6 +1,6 @@
 import { encodePath } from '../request/cache-key';
-import { sentTags } from './keys';
-import { checkBatch, checkOrigins, checkString, missingOrigins } from './origins';
+import { eventKeys } from './keys';
+import { checkBatch, checkOrigins, checkString } from './origins';
 import {
   batches,
   describeList,
@@ -20,9 +20,9 @@ export interface FastlyPurgeOptions extends RetryOptions {
   /** An API token with the `purge_select` scope (sent as `Fastly-Key`). Required. */
   token: string;
   /**
-   * The site's origins, e.g. `['https://www.example.com']`, to purge `paths` by URL
-   * (`POST /purge/www.example.com/blog/a`, one URL per call). Without them, paths are not
-   * purged (an error says so); tags always are.
+   * The site's origins, e.g. `['https://www.example.com']`, to purge each path's own URL too
+   * (`POST /purge/www.example.com/blog/a`, one URL per call): for copies Fastly took before
+   * the cache sent path keys. Paths are purged by their path key with or without them.
    */
   origins?: string[];
   /** Surrogate keys per call: Fastly takes up to 256 in one batch purge. @default 256 */
@@ -33,9 +33,11 @@ export interface FastlyPurgeOptions extends RetryOptions {
 
 /**
  * An `onRevalidate` that purges Fastly (with `cdnTags: 'Surrogate-Key'` on the cache):
- * `POST /service/{serviceId}/purge` with `{"surrogate_keys":[…]}` in batches of up to 256,
- * and `POST /purge/{host}{path}` per page; `Fastly-Soft-Purge: 1` for `mode: 'stale'`
- * (marked stale, not removed), a hard purge for `expire` and `regenerate`.
+ * `POST /service/{serviceId}/purge` with `{"surrogate_keys":[…]}` in batches of up to 256 —
+ * a path by its page key (`page:/blog/a`) or layout key (`layout:/blog`), which every cached
+ * page carries, then the tags — and, with `origins`, `POST /purge/{host}{path}` per path;
+ * `Fastly-Soft-Purge: 1` for `mode: 'stale'` (marked stale, not removed), a hard purge for
+ * `expire` and `regenerate`.
  */
 export function fastlyPurge(options: FastlyPurgeOptions): Purger {
   const serviceId = checkString(options?.serviceId, 'fastlyPurge', 'serviceId');
@@ -54,28 +56,13 @@ export function fastlyPurge(options: FastlyPurgeOptions): Purger {
     };
     const kind = soft ? 'soft' : 'hard';
     const requests: PurgeRequest[] = [];
-    for (const batch of batches(sentTags(event.tags), batchSize)) {
+    for (const batch of batches(eventKeys(event), batchSize)) {
       requests.push({
         url: `${api}/service/${encodeURIComponent(serviceId)}/purge`,
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
         body: JSON.stringify({ surrogate_keys: batch }),
         target: `${kind} surrogate keys ${describeList(batch)}`,
-      });
-    }
-    if (event.paths.length > 0 && origins.length === 0) {
-      requests.push(missingOrigins(event.paths));
-    }
-    if (event.type === 'layout' && event.paths.length > 0) {
-      // Fastly purges one URL at a time, and Surrogate-Key carries no path keys: what lies
-      // below a layout cannot be reached. Said, through onError, rather than skipped quietly.
-      requests.push({
-        url: 'about:blank',
-        method: 'POST',
-        headers: {},
-        target: `layouts ${describeList(event.paths)}`,
-        unsendable:
-          'Fastly cannot purge everything below a path: only the URL itself is purged; tag the pages and revalidate by tag',
       });
     }
     for (const origin of origins) {

@@ -1,5 +1,3 @@
-import { describeList, type PurgeRequest } from './send';
-
 /** A site origin a purger names pages by. */
 export interface Origin {
   /** `https://www.example.com` */
@@ -34,17 +32,6 @@ function originError(where: string): TypeError {
   return new TypeError(
     `[express-isr] ${where}: origins must be a list of origins like "https://www.example.com"`,
   );
-}
-
-/** A request that cannot be sent: reported as a failure with the others. */
-export function missingOrigins(paths: string[]): PurgeRequest {
-  return {
-    url: 'about:blank',
-    method: 'POST',
-    headers: {},
-    target: `paths ${describeList(paths)}`,
-    unsendable: 'no origins option: paths cannot be purged by URL',
-  };
 }
 
 export function checkBatch(value: unknown, where: string, max: number): number {

@@ -85,8 +85,6 @@ export interface PurgeRequest {
   target: string;
   /** Whether a 2xx answer's body says it failed (Cloudflare's `success: false`). */
   refused?: (body: string) => string | undefined;
-  /** Set when the request cannot be made (a missing option): a failure, never sent. */
-  unsendable?: string;
 }
 
 /** Longest wait a `Retry-After` may ask for, in ms: a purge later than that is not worth it. */
@@ -101,9 +99,6 @@ export async function send(
   request: PurgeRequest,
   settings: Settled,
 ): Promise<PurgeFailure | undefined> {
-  if (request.unsendable !== undefined) {
-    return { target: request.target, reason: request.unsendable, attempts: 0 };
-  }
   let last: { status?: number; reason: string } = { reason: 'not sent' };
   let made = 0;
   for (let attempt = 1; attempt <= settings.attempts; attempt += 1) {

@@ -1,4 +1,4 @@
-import { pathKey, sentTags } from './keys';
+import { eventKeys } from './keys';
 import {
   batches,
   describeList,
@@ -40,14 +40,11 @@ export function varnishPurge(options: VarnishPurgeOptions): Purger {
   const maxBytes = options.maxHeaderBytes ?? 4096;
   const extra = options.headers ?? {};
   return async (event: PurgeEvent) => {
-    const keys = [
-      ...event.paths.map((path) => pathKey(path, event.type)),
-      ...sentTags(event.tags),
-    ].filter((key): key is string => key !== undefined);
+    const keys = eventKeys(event);
     if (keys.length === 0) return;
     const soft = isSoft(event.mode);
     const requests: PurgeRequest[] = [];
-    for (const batch of batches([...new Set(keys)], Infinity, maxBytes)) {
+    for (const batch of batches(keys, Infinity, maxBytes)) {
       for (const url of urls) {
         requests.push({
           url: new URL('/', url).href,

@@ -7,8 +7,8 @@ import { implicitTags } from './cache-key';
 export type CdnTagHeader = 'cache-tag' | 'surrogate-key' | 'xkey';
 
 /**
- * A page's tags as a CDN in front receives them, in `Cache-Tag` (comma-separated) or
- * `Surrogate-Key` (space-separated). Inside the cache a tag stays exactly the string the app
+ * A page's tags as a CDN in front receives them, in `Cache-Tag` (comma-separated),
+ * `Surrogate-Key` or `xkey` (space-separated), after its path keys (`headerTags`). Inside the cache a tag stays exactly the string the app
  * gave (`revalidateTag` matches it as it is); only the header carries an encoded form, because
  * a header value is not a place for any string (RFC 9110 §5.5: no CR, LF or NUL; anything
  * outside visible ASCII is obs-text, which CDNs do not take as tag characters) and because a
@@ -97,13 +97,14 @@ export function cdnTagValue(plan: CdnTagPlan, header: CdnTagHeader): string | un
 }
 
 /**
- * The tags of the `xkey` header (Varnish's xkey vmod): the page's path keys first — its page
- * tag and its layout tags, as the cache's own path clocks name them (`page:/blog/a`,
+ * The tags of a page's CDN header, whichever header carries them: the page's path keys first —
+ * its page tag and its layout tags, as the cache's own path clocks name them (`page:/blog/a`,
  * `layout:/`, `layout:/blog`, `layout:/blog/a`: every spelling and query variant of a page
- * shares them) — then its own tags. So a Varnish purge by path reaches what
- * `revalidatePath` reaches (`express-isr/purge`).
+ * shares them) — then its own tags. So a purge by path (`express-isr/purge`) reaches at the
+ * CDN what `revalidatePath` reaches in the cache, a layout included; first, so that a page
+ * with more tags than the header holds still carries them.
  */
-export function xkeyTags(url: string, tags: readonly string[]): string[] {
+export function headerTags(url: string, tags: readonly string[]): string[] {
   const mark = url.indexOf('?');
   return [...implicitTags(mark === -1 ? url : url.slice(0, mark)), ...tags];
 }
@@ -134,11 +135,10 @@ function count(n: number, noun: string): string {
 }
 
 /**
- * Sets the CDN tag header of a MISS as its replays will send it: the tags of `res.isr` and of
- * the app's own `Cache-Tag` / `Surrogate-Key`, encoded and capped. Replaces the app's own value
- * of that header (its tags are in the list), and removes it when no tag can be sent; leaves it
- * when the page has no tags at all. Never throws on a tag: a 500 for a cache hint would be
- * stored and replayed to every visitor.
+ * Sets the CDN tag header of a MISS as its replays will send it: the page's path keys, then
+ * the tags of `res.isr` and of the app's own `Cache-Tag` / `Surrogate-Key`, encoded and capped.
+ * Replaces the app's own value of that header (its tags are in the list). Never throws on a
+ * tag: a 500 for a cache hint would be stored and replayed to every visitor.
  */
 export function setCdnTagHeader(
   res: ServerResponse,
@@ -147,9 +147,7 @@ export function setCdnTagHeader(
   url: string,
   warner: Warner,
 ): void {
-  const merged = mergeTags(isrTags, res.getHeaders());
-  const tags = header === 'xkey' ? xkeyTags(url, merged) : merged;
-  if (tags.length === 0) return;
+  const tags = headerTags(url, mergeTags(isrTags, res.getHeaders()));
   const plan = planCdnTags(tags);
   warnCdnTags(plan, url, warner);
   const value = cdnTagValue(plan, header);

@@ -2,7 +2,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import { warnOnce } from '../observability/warnings';
 import type { CacheEntry } from '../types';
 import type { CacheControlBuilder, CacheState } from './cache-control';
-import { type CdnTagHeader, cdnTagValue, planCdnTags, warnCdnTags, xkeyTags } from './cdn-tags';
+import { type CdnTagHeader, cdnTagValue, headerTags, planCdnTags, warnCdnTags } from './cdn-tags';
 import { notModified } from './conditionals';
 import { headerText } from './eligibility';
 import { preferredCoding } from './encoding';
@@ -25,8 +25,6 @@ interface Prepared {
   lastModified: number | undefined;
   vary: string | undefined;
   appCacheControl: string | undefined;
-  /** Whether the page has tags: then the app's own tag header yields to ours. */
-  tagged: boolean;
   /** Tags as each CDN header wants them (`undefined` when none can be sent). */
   cacheTag: string | undefined;
   surrogateKey: string | undefined;
@@ -69,11 +67,10 @@ function prepare(entry: CacheEntry, settings: ReplaySettings): Prepared {
   let p = prepared.get(entry);
   if (p !== undefined) return p;
   // Encoded and capped once per entry, by the same rules as the MISS (cdn-tags.ts).
-  const plan = planCdnTags(entry.tags);
-  const xkeyPlan = planCdnTags(xkeyTags(entry.url, entry.tags));
+  const plan = planCdnTags(headerTags(entry.url, entry.tags));
   const { logger, silence } = settings;
   if (settings.cdnTags !== false && logger !== undefined) {
-    warnCdnTags(settings.cdnTags === 'xkey' ? xkeyPlan : plan, entry.url, {
+    warnCdnTags(plan, entry.url, {
       warn: (code, message) => warnOnce(logger, code, message, silence),
     });
   }
@@ -95,10 +92,9 @@ function prepare(entry: CacheEntry, settings: ReplaySettings): Prepared {
         : 'Accept-Encoding'
       : appVary || undefined,
     appCacheControl: headerText(entry.headers['cache-control']) || undefined,
-    tagged: entry.tags.length > 0,
     cacheTag: cdnTagValue(plan, 'cache-tag'),
     surrogateKey: cdnTagValue(plan, 'surrogate-key'),
-    xkey: cdnTagValue(xkeyPlan, 'xkey'),
+    xkey: cdnTagValue(plan, 'xkey'),
     yielding: Object.keys(entry.headers).filter((name) => !DESCRIBES_BODY.has(name)),
     last: undefined,
   };
@@ -143,9 +139,7 @@ function headFor(
   // The app's own tag header, if it set one, is already in `tags` (and sent once, below,
   // encoded and capped); when none of its tags can be sent, it is not sent as it was either.
   const common =
-    (p.tagged || settings.cdnTags === 'xkey') && settings.cdnTags !== false
-      ? withoutHeader(p.fixed, settings.cdnTags)
-      : p.fixed.slice();
+    settings.cdnTags !== false ? withoutHeader(p.fixed, settings.cdnTags) : p.fixed.slice();
   common.push('age', String(age), 'x-isr-cache', state);
   if (settings.cacheStatus) {
     const ttl = entry.revalidate === false ? undefined : Math.max(0, entry.revalidate - age);
