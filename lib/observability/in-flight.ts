@@ -1,4 +1,4 @@
-import type { Lease, Lock } from '../render/lease';
+import { inProcessLock, type Lease, type Lock } from '../render/lease';
 import type { LeaseHolder } from '../stores/redis/lock';
 
 /** Where the renders in flight are read: every instance's leases in Redis, or this process's. */
@@ -21,7 +21,7 @@ export class InFlightLock implements Lock, InFlightSource {
   private readonly granted = new Map<object, LeaseHolder>();
 
   constructor(
-    private readonly inner: Lock,
+    readonly inner: Lock,
     private readonly holder: {
       instance: string;
       now: () => number;
@@ -62,4 +62,9 @@ export class InFlightLock implements Lock, InFlightSource {
     }
     return { holders: holders.slice(0, limit), truncated: holders.length > limit };
   }
+}
+
+/** Whether `lock` grants every lease in this process alone (no other instance to wait for). */
+export function isInProcess(lock: Lock): boolean {
+  return (lock instanceof InFlightLock ? lock.inner : lock) === inProcessLock;
 }

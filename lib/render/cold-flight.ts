@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Engine, LEASE_TTL_MS } from '../engine';
+import { isInProcess } from '../observability/in-flight';
 import { debug } from '../observability/report';
 import { variantKeyOf } from '../request/lookup';
 import { replay } from '../request/replay';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
-import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
   answerFailure,
@@ -500,7 +500,7 @@ export class ColdFlights {
     key: string,
     headers: IncomingMessage['headers'],
   ): Promise<CacheEntry | undefined> {
-    if (this.engine.lock === inProcessLock) return undefined; // one process: nobody else stores
+    if (isInProcess(this.engine.lock)) return undefined; // one process: nobody else stores
     const found = await this.engine.lookup(key, headers);
     if (found.entry === undefined || !variantMatches(found.entry, headers)) return undefined;
     const state = await this.engine.freshness(found.entry, found);
