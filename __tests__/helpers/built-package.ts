@@ -1,7 +1,7 @@
 /**
  * The examples import `express-isr` as users do, which resolves to this repository's own
  * dist/ (Node's package self-reference). dist/ is shared by the whole run, and
- * `__tests__/packed-package.test.ts` rebuilds it (`npm pack` runs `rm -rf dist` first): the
+ * `__tests__/e2e/packed-package.test.ts` rebuilds it (`npm pack` runs `rm -rf dist` first): the
  * code that builds it or starts a process that loads it holds one lock, a folder made with
  * `mkdir` (atomic), so that Jest workers running those files side by side never see it half
  * written.
