@@ -21,7 +21,7 @@ function project(name: string): Project {
     // The library's own reports to `console` are expected noise in tests (see the file).
     setupFilesAfterEnv: ['<rootDir>/__tests__/setup/quiet-console.ts'],
     transform: {
-      '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
+      '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }],
     },
   };
 }

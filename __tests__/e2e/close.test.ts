@@ -4,11 +4,9 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-
-const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms));
+import { fakeClock, sleep } from '../helpers/time';
 
 describe.each(expressVersions)('close() (%s)', (_name, createApp) => {
   function setup() {
@@ -53,7 +51,7 @@ describe.each(expressVersions)('close() (%s)', (_name, createApp) => {
     const closing = cache.close().then(() => {
       closed = true;
     });
-    await tick();
+    await sleep(20);
     expect(closed).toBe(false);
 
     regenerationMayFinish.resolve();
@@ -76,7 +74,7 @@ describe.each(expressVersions)('close() (%s)', (_name, createApp) => {
     clock.advanceSeconds(11);
     const res = await request(app).get('/page');
     expect(res.status).toBe(200);
-    await tick();
+    await sleep(20);
     await cache.idle();
     expect(regenerations()).toBe(0);
   });

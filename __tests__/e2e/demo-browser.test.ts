@@ -11,7 +11,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { chromiumPath } from '../helpers/chromium';
-import { type DemoProcess, sleep, startDemoProcess } from '../helpers/demo-process';
+import { type DemoProcess, startDemoProcess } from '../helpers/demo-process';
+import { sleep } from '../helpers/time';
 
 const OUTPUT = path.join(__dirname, '..', '..', 'test-output', 'demo-browser');
 jest.setTimeout(40_000);

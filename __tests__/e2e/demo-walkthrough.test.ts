@@ -10,9 +10,9 @@ import {
   editPostsFile,
   getPage,
   pollPage,
-  sleep,
   startDemoProcess,
 } from '../helpers/demo-process';
+import { sleep } from '../helpers/time';
 
 const REVALIDATE_S = 2;
 jest.setTimeout(30_000);

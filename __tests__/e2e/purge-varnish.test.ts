@@ -17,8 +17,8 @@ import { isr, revalidateRouter } from '../../lib';
 import { varnishPurge } from '../../lib/purge';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { errorRecorder } from '../helpers/collect';
-import { sleep } from '../helpers/listen';
-import type { Reply } from '../helpers/serve';
+import type { Answer } from '../helpers/http';
+import { sleep } from '../helpers/time';
 
 const SECRET = 'a-webhook-secret-long-enough-0123456789';
 const VARNISHD = '/usr/sbin/varnishd';
@@ -104,7 +104,7 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-function get(port: number, path: string): Promise<Reply> {
+function get(port: number, path: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let body = '';
@@ -119,7 +119,7 @@ function get(port: number, path: string): Promise<Reply> {
   });
 }
 
-function post(port: number, path: string, body: unknown): Promise<Reply> {
+function post(port: number, path: string, body: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
     const req = http.request(
@@ -152,7 +152,7 @@ function post(port: number, path: string, body: unknown): Promise<Reply> {
 }
 
 /** Varnish's own request id, then the cached object's for a hit (`X-Varnish: 32770 3`). */
-const servedByVarnish = (reply: Reply) =>
+const servedByVarnish = (reply: Answer) =>
   String(reply.headers['x-varnish']).split(' ').length === 2;
 
 async function setup() {

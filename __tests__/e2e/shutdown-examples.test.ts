@@ -20,6 +20,7 @@ import path from 'node:path';
 import { createClient } from '@keyv/redis';
 import { readmeScript } from '../helpers/readme-example';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { sleep } from '../helpers/time';
 
 /** How long a process may take to exit after SIGTERM (the slow request's SLOW_MS included). */
 const BOUND_MS = 5000;
@@ -147,8 +148,6 @@ function get(
       .on('error', reject);
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitForPort(port: number, running: { exitWithin(ms: number): Promise<unknown> }) {
   const deadline = Date.now() + 15_000;

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { sleep } from './listen';
+import { sleep } from './time';
 
 const REPO = path.join(__dirname, '..', '..');
 const LOCK = path.join(REPO, '.dist-lock');

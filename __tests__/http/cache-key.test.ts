@@ -11,8 +11,8 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
 import { canonicalUrl, type QueryFilter, queryFilter } from '../../lib/request/cache-key';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 /** Sends `path` verbatim (fragment included, which supertest would strip). */
 async function rawGet(

@@ -14,9 +14,9 @@
  */
 import type { Express, NextFunction, Request, Response } from 'express';
 import { type IsrOptions, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
-import { serve, type WireAnswer } from '../helpers/wire';
+import { type Answer, listen } from '../helpers/http';
+import { fakeClock } from '../helpers/time';
 
 const REFERENCE = { 'x-test-reference': '1' };
 
@@ -101,7 +101,7 @@ describe.each(expressVersions)('cache poisoning and deception (%s)', (_name, cre
       const user = (req as Request & { user?: string }).user;
       res.send(user === undefined ? '<p>Hello, guest</p>' : `<p>Hello, ${user}</p>`);
     });
-    const server = await serve(app);
+    const server = await listen(app);
     const send: typeof server.send = (request) => {
       figures.requests += 1;
       return server.send(request);
@@ -123,7 +123,7 @@ describe.each(expressVersions)('cache poisoning and deception (%s)', (_name, cre
     for (const cleanup of cleanups.splice(0)) await cleanup();
   });
 
-  function expectClean(victim: WireAnswer, reference: WireAnswer, markers: string[]) {
+  function expectClean(victim: Answer, reference: Answer, markers: string[]) {
     figures.cleanChecks += 1;
     expect(victim.error).toBeUndefined();
     expect(victim.status).toBe(200);

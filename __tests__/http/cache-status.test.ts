@@ -8,11 +8,11 @@
  */
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import { type IsrOptions, isr, revalidateRouter } from '../../lib';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
+import { type IsrOptions, revalidateRouter } from '../../lib';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
-import { arrivals, listen, sleep } from '../helpers/listen';
+import { arrivals, listen } from '../helpers/http';
+import { recordedCache } from '../helpers/site';
+import { sleep, waitFor } from '../helpers/time';
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
@@ -25,14 +25,7 @@ describe.each(expressVersions)(
      * and the webhook at `/api/revalidate`.
      */
     function setup(options: IsrOptions = {}, slowArrivals = 1) {
-      const clock = fakeClock();
-      const recorder = errorRecorder();
-      const cache = isr({
-        now: clock.now,
-        onError: recorder.onError,
-        logger: recorder.logger,
-        ...options,
-      });
+      const { clock, recorder, cache } = recordedCache(options);
       const app = createApp();
       const gate = arrivals(slowArrivals);
       app.use(gate.middleware);
@@ -265,8 +258,7 @@ describe.each(expressVersions)(
         await request(app).get('/tagged'); // a POST invalidates a page that is stored
         await cache.idle();
         expect((await request(app).post('/tagged')).status).toBe(200);
-        const deadline = Date.now() + 2000;
-        while (calls.length < 6 && Date.now() < deadline) await sleep(10);
+        await waitFor("the POST's invalidation reported", () => calls.length >= 6, 2000);
         await cache.idle();
         expect(calls.slice(5)).toEqual([
           { paths: ['/tagged'], tags: [], mode: 'stale', type: 'page' },

@@ -16,12 +16,11 @@ import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { cdnTag, MAX_CDN_TAG_HEADER_BYTES } from '../../lib/request/cdn-tags';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { freshLib } from '../helpers/fresh-lib';
-import { arrivals, sleep } from '../helpers/listen';
-import { serve, within } from '../helpers/serve';
+import { arrivals, listen } from '../helpers/http';
+import { fakeClock, sleep, within } from '../helpers/time';
 
 type Lib = typeof import('../../lib');
 type Cache = ReturnType<Lib['isr']>;
@@ -69,9 +68,9 @@ async function setup(
       res.send(`<h1>${url} render ${n}</h1>`);
     });
   }
-  const server = await serve(app);
+  const server = await listen(app);
   cleanups.push(server.close);
-  const fast = await serve(cache.handler(app as unknown as RequestListener));
+  const fast = await listen(cache.handler(app as unknown as RequestListener));
   cleanups.push(fast.close);
   return {
     lib,
@@ -157,7 +156,7 @@ describe.each(expressVersions)('tags that are not header values (%s)', (_name, c
       await Promise.all([gate.allArrived, sleep(30)]);
       res.send('<h1>cold</h1>');
     });
-    const server = await serve(app);
+    const server = await listen(app);
     cleanups.push(server.close);
     // Bounded: a waiter whose answer failed half-way would otherwise hold the test until its
     // timeout instead of failing here.
@@ -421,9 +420,9 @@ describe('warnings for tags left out', () => {
     cleanups.push(() => renderer.close());
     const replayer = lib.isr({ now: clock.now, store, logger: second.logger });
     cleanups.push(() => replayer.close());
-    const rendering = await serve(tagged(renderer));
+    const rendering = await listen(tagged(renderer));
     cleanups.push(rendering.close);
-    const replaying = await serve(tagged(replayer));
+    const replaying = await listen(tagged(replayer));
     cleanups.push(replaying.close);
 
     expect((await rendering.get('/page')).headers['x-isr-cache']).toBe('MISS');

@@ -9,11 +9,11 @@
  */
 import type { RequestListener } from 'node:http';
 import { type IsrOptions, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-import { serve, within } from '../helpers/serve';
+import { listen } from '../helpers/http';
+import { fakeClock, sleep, within } from '../helpers/time';
 
 /** A cache whose reports go to a recorder: these tests check what visitors get, not the log. */
 function quietCache(options: IsrOptions = {}) {
@@ -50,13 +50,13 @@ describe.each(expressVersions)(
         renders += 1;
         res.type('html').send(`<h1>render ${renders}</h1>`);
       });
-      const server = await serve(app as unknown as RequestListener);
+      const server = await listen(app as unknown as RequestListener);
       const socket = server.rawGet('/page');
       await arrived.promise;
       socket.destroy();
       await closed.promise;
       gate.resolve();
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       return { cache, server, renders: () => renders };
     }
 
@@ -125,14 +125,14 @@ describe.each(expressVersions)(
         renders += 1;
         res.type('html').send(`<h1>render ${renders}</h1>`);
       });
-      const server = await serve(app as unknown as RequestListener);
+      const server = await listen(app as unknown as RequestListener);
       try {
         const socket = server.rawGet('/page');
         await asked.promise;
         socket.destroy();
         await closed.promise;
         leaseTaken.resolve();
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         expect(renders).toBe(1);
         expect(held).toBe(0); // the lease is renewed for ever otherwise (lib/stores/redis/lock.ts)
         const started = Date.now();
@@ -176,15 +176,15 @@ describe.each(expressVersions)(
         res.type('html').send(`<h1>render ${n}</h1>`);
       });
       const listener = (fastPath ? cache.handler(app as never) : app) as unknown as RequestListener;
-      const server = await serve(listener);
+      const server = await listen(listener);
       try {
         const leader = server.rawGet('/cold');
         await started.promise;
         const waiters = Array.from({ length: 10 }, () => server.get('/cold'));
-        await new Promise((resolve) => setTimeout(resolve, 100)); // all ten are waiting
+        await sleep(100); // all ten are waiting
         leader.destroy(); // an impatient client, a proxy timeout…
         await leaderClosed.promise;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         firstRender.resolve();
         const replies = await Promise.all(waiters);
         expect(replies.map((r) => r.status)).toEqual(Array(10).fill(200));
@@ -223,17 +223,17 @@ describe.each(expressVersions)(
         }
         res.type('html').send(`<h1>render ${n}</h1>`);
       });
-      const server = await serve(cache.handler(app as never) as unknown as RequestListener);
+      const server = await listen(cache.handler(app as never) as unknown as RequestListener);
       try {
         const leader = server.get('/page');
         await started.promise;
         const waiter = server.rawGet('/page'); // waits in front of the app…
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         waiter.destroy(); // …and gives up
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         firstRender.resolve();
         expect((await leader).status).toBe(500);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         expect(renders).toBe(1); // the waiter got the failed render's answer: nothing rendered for nobody
 
         // During the failure's backoff the page's answer is that failure, without a render…
@@ -274,7 +274,7 @@ describe.each(expressVersions)(
         }
         res.type('html').send(`<h1>render ${renders}</h1>`);
       });
-      const server = await serve(app as unknown as RequestListener);
+      const server = await listen(app as unknown as RequestListener);
       try {
         const socket = server.rawGet('/page');
         await started.promise;

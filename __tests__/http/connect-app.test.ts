@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
+import { fakeClock } from '../helpers/time';
 
 type Handler = (
   req: http.IncomingMessage,

@@ -7,10 +7,11 @@
 import express, { type Request, type Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { recordDebugLines } from '../helpers/debug-lines';
 import { freePort } from '../helpers/instances';
+import { recordedCache } from '../helpers/site';
+import { fakeClock } from '../helpers/time';
 
 /** Lines `debug('express-isr')` writes while a test runs, without the date and namespace. */
 const debugLines = recordDebugLines();
@@ -72,14 +73,7 @@ describe('debug log', () => {
   });
 
   test('MISS → HIT → STALE → regeneration reads as a story, one line per decision', async () => {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      revalidate: 10,
-      onError: recorder.onError,
-      logger: recorder.logger,
-    });
+    const { clock, cache } = recordedCache({ revalidate: 10 });
     const app = express();
     let version = 1;
     app.use(cache);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createDemoApp, type Demo } from '../../demo-app/app';
 import { openCms } from '../../demo-app/cms';
 import { loadConfig } from '../../demo-app/config';
+import { waitFor } from '../helpers/time';
 
 const SECRET = 'a-secret-for-the-events-test-0123456789';
 const auth = { authorization: `Basic ${Buffer.from(`admin:${SECRET}`).toString('base64')}` };
@@ -99,10 +100,7 @@ test('GET /admin/events streams the table, then an event for a MISS and a HIT; l
     'stale',
   ]);
   controller.abort();
-  const deadline = Date.now() + 5000;
-  while (off.mock.calls.length < added.length && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitFor('every listener removed', () => off.mock.calls.length >= added.length);
   expect(off.mock.calls.map(([name, listener]) => [name, listener])).toEqual(added);
   on.mockRestore();
   off.mockRestore();

@@ -8,9 +8,9 @@
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { recordDebugLines } from '../helpers/debug-lines';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 type Handler = (req: Request, res: Response) => void;
 

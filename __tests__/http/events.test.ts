@@ -7,18 +7,12 @@
  */
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import {
-  type IsrMiddleware,
-  type IsrOptions,
-  isRegeneration,
-  isr,
-  revalidateRouter,
-} from '../../lib';
+import { type IsrMiddleware, type IsrOptions, isRegeneration, revalidateRouter } from '../../lib';
 import type { IsrEventName, IsrEvents } from '../../lib/observability/observer';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
-import { arrivals, listen, sleep } from '../helpers/listen';
+import { arrivals, listen } from '../helpers/http';
+import { recordedCache } from '../helpers/site';
+import { sleep, waitFor } from '../helpers/time';
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
@@ -29,15 +23,6 @@ function record<K extends IsrEventName>(cache: IsrMiddleware, name: K): IsrEvent
     events.push(event);
   });
   return events;
-}
-
-/** Polls until `done()` holds (at most `withinMs`), for work that ends after a response. */
-async function waitUntil(done: () => boolean, withinMs = 2000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
 }
 
 /** A Keyv-like store of the user's own whose calls reject while `down` is set. */
@@ -65,15 +50,7 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
    * POST `/broken` (500), and the webhook at `/api/revalidate`.
    */
   function setup(options: IsrOptions = {}, slowArrivals = 1) {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      revalidate: 10,
-      onError: recorder.onError,
-      logger: recorder.logger,
-      ...options,
-    });
+    const { clock, recorder, cache } = recordedCache({ revalidate: 10, ...options });
     const app = createApp();
     const gate = arrivals(slowArrivals);
     const state = { version: 1, renders: 0, slowRenders: 0, failRegenerations: false };
@@ -277,7 +254,7 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     await request(app).get('/page');
     await cache.idle();
     expect((await request(app).post('/page')).status).toBe(200);
-    await waitUntil(() => revalidations.length >= 2);
+    await waitFor('two revalidations', () => revalidations.length >= 2, 2000);
     await sleep(20);
     expect(revalidations).toEqual([
       { paths: ['/page', '/other'], tags: ['a', 'b'], mode: 'expire', source: 'webhook' },
@@ -293,7 +270,7 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     await cache.idle();
     expect((await request(app).post('/broken')).status).toBe(500);
     expect((await request(app).post('/page?draft=1')).status).toBe(200);
-    await waitUntil(() => revalidations.length >= 1);
+    await waitFor('a revalidation', () => revalidations.length >= 1, 2000);
     await sleep(20);
     expect(revalidations).toEqual([
       { paths: ['/page'], tags: [], mode: 'stale', source: 'unsafe-method' },

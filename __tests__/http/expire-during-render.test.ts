@@ -10,7 +10,8 @@ import { isr } from '../../lib';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-import { serve, within } from '../helpers/serve';
+import { listen } from '../helpers/http';
+import { sleep, within } from '../helpers/time';
 
 describe.each(expressVersions)(
   "a request made after revalidatePath(…, { mode: 'expire' }) while the page renders (%s)",
@@ -37,7 +38,7 @@ describe.each(expressVersions)(
         res.type('html').send(`<h1>${text}</h1>`);
       });
       const listener = (fastPath ? cache.handler(app as never) : app) as unknown as RequestListener;
-      const server = await serve(listener);
+      const server = await listen(listener);
       try {
         const before = server.get('/post'); // asked before the removal: may get the old page
         await fetched.promise;
@@ -46,7 +47,7 @@ describe.each(expressVersions)(
         content = 'gone';
         await cache.revalidatePath('/post', { mode: 'expire' });
         const after = server.get('/post'); // asked after revalidatePath resolved
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         cmsAnswered.resolve();
         expect((await before).body).toBe('<h1>secret draft</h1>');
         expect((await after).body).not.toContain('secret draft');
@@ -82,7 +83,7 @@ describe.each(expressVersions)(
       app.get('/post', (_req, res) => {
         res.type('html').send(`<h1>${content}</h1>`);
       });
-      const server = await serve(app as unknown as RequestListener);
+      const server = await listen(app as unknown as RequestListener);
       try {
         expect((await server.get('/post')).body).toBe('<h1>secret draft</h1>');
         content = 'gone';
@@ -117,7 +118,7 @@ describe.each(expressVersions)(
         await release.promise;
         res.type('html').send(`<h1>render ${renders}</h1>`);
       });
-      const server = await serve(app as unknown as RequestListener);
+      const server = await listen(app as unknown as RequestListener);
       try {
         const first = server.get('/post');
         await started.promise;

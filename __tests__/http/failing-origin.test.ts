@@ -11,11 +11,11 @@ import type { AddressInfo } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import { isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-import { within } from '../helpers/serve';
+import { recordedCache } from '../helpers/site';
+import { waitFor, within } from '../helpers/time';
 
 const WAVE = 200;
 const REGENERATE_TIMEOUT = 1000;
@@ -32,14 +32,9 @@ const cleanups = cleanupsAfterEach();
 
 describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, createApp) => {
   async function setup(route: Route, fastPath: boolean) {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
+    const { clock, recorder, cache } = recordedCache({
       // The backoff is capped at regenerateTimeout: long enough here to see it double.
       regenerateTimeout: route === 'hang' ? REGENERATE_TIMEOUT : 30_000,
-      onError: recorder.onError,
-      logger: recorder.logger,
     });
     const app = createApp();
     let received = 0;
@@ -189,10 +184,7 @@ describe.each(expressVersions)('a herd on a failing cold page (%s)', (_name, cre
       const answered: Answer[] = [];
       for (const pending of first) pending.then((a) => a && answered.push(a));
       // Everyone is answered once the render ran past regenerateTimeout, the leader too.
-      const allWaiters = (async () => {
-        while (answered.length < WAVE) await new Promise((r) => setTimeout(r, 10));
-      })();
-      expect(await within(5000, allWaiters)).not.toBe('timeout');
+      await waitFor('every waiter answered', () => answered.length >= WAVE, 5000);
       expect(s.renders()).toBe(1);
       for (const answer of answered) {
         expect(answer.status).toBe(504);

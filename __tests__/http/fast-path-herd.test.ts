@@ -11,6 +11,7 @@ import { type IsrMiddleware, type IsrOptions, isRegeneration, isr } from '../../
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
+import { sleep, waitFor } from '../helpers/time';
 
 interface Reply {
   status: number;
@@ -95,9 +96,7 @@ describe.each(expressVersions)('a cold herd behind cache.handler(app) (%s)', (_n
     /** Sends `count` requests; `arrived` resolves once the server has received every one. */
     function herd(count: number) {
       const replies = Promise.all(Array.from({ length: count }, get));
-      const arrived = (async () => {
-        while (received < count) await new Promise((resolve) => setTimeout(resolve, 5));
-      })();
+      const arrived = waitFor(`${count} requests received`, () => received >= count, 10_000, 5);
       return { replies, arrived };
     }
 
@@ -149,7 +148,7 @@ describe.each(expressVersions)('a cold herd behind cache.handler(app) (%s)', (_n
     const { replies, arrived } = herd(5);
     await arrived;
     // The first render stays stuck past the deadline: the four waiters are answered without it.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(seen()).toBe(1);
     release();
     const answered = await replies;

@@ -4,8 +4,8 @@ import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
 import { windowsFromHeaders } from '../../lib/invalidation/header-policy';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 const createApp = expressVersions[0][1];
 

@@ -8,9 +8,9 @@ import compression from 'compression';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, MemoryStore } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
-import { decodeBody, rawRequest } from '../helpers/raw-http';
+import { decodeBody, rawRequest } from '../helpers/http';
+import { fakeClock } from '../helpers/time';
 
 const START = Date.UTC(2026, 0, 1);
 /** A page well over the 1 KB compression threshold, and compressible. */

@@ -8,23 +8,14 @@ import express, { type Request, type Response } from 'express';
 import client from 'prom-client';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr, revalidateRouter } from '../../lib';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
-import { sleep } from '../helpers/listen';
+import { recordedCache } from '../helpers/site';
+import { sleep, waitFor } from '../helpers/time';
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
 /** `/page` (new version on each render), `/flaky` (its regenerations throw), `/cookie`. */
 function setup(options: IsrOptions = {}) {
-  const clock = fakeClock();
-  const recorder = errorRecorder();
-  const cache = isr({
-    now: clock.now,
-    revalidate: 10,
-    onError: recorder.onError,
-    logger: recorder.logger,
-    ...options,
-  });
+  const { clock, recorder, cache } = recordedCache({ revalidate: 10, ...options });
   const app = express();
   let renders = 0;
   app.use(cache);
@@ -220,8 +211,11 @@ describe('Prometheus through prom-client (metrics: { registry })', () => {
     await cache.idle();
     expect((await request(app).post('/page')).status).toBe(200);
     // The unsafe-method invalidation is recorded once the POST's response has finished.
-    const deadline = Date.now() + 2000;
-    while (cache.stats().revalidations.stale < 1 && Date.now() < deadline) await sleep(10);
+    await waitFor(
+      "the POST's invalidation recorded",
+      () => cache.stats().revalidations.stale >= 1,
+      2000,
+    );
     await sleep(20);
     const text = await registry.metrics();
     expect(text).toContain('express_isr_revalidations_total{mode="expire",source="webhook"} 1');

@@ -13,7 +13,7 @@ import request from 'supertest';
 import { isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
-import { rawRequest } from '../helpers/raw-http';
+import { rawRequest } from '../helpers/http';
 
 const cleanups = cleanupsAfterEach();
 

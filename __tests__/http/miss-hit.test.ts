@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 describe.each(expressVersions)('MISS then HIT (%s)', (_name, createApp) => {
   function setup() {

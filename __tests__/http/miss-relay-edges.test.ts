@@ -17,8 +17,8 @@ import { cleanupsAfterEach } from '../helpers/cleanups';
 import { errorRecorder } from '../helpers/collect';
 import { expressVersions } from '../helpers/express';
 import { freshLib } from '../helpers/fresh-lib';
-import { listen } from '../helpers/listen';
-import { within } from '../helpers/serve';
+import { listen } from '../helpers/http';
+import { sleep, within } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 
@@ -81,7 +81,7 @@ describe.each(expressVersions)('the MISS relay (%s)', (_name, createApp) => {
     const stalled = (async () => {
       while (written !== before) {
         before = written;
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sleep(200);
       }
     })();
     expect(await within(10_000, stalled)).not.toBe('timeout');
@@ -370,7 +370,7 @@ describe.each(expressVersions)('the MISS relay, second review (%s)', (_name, cre
     cleanups.push(() => stalled.destroy());
     stalled.pause(); // the first visitor never reads
     stalled.write('GET /long HTTP/1.1\r\nHost: x\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 100)); // its render is under way
+    await sleep(100); // its render is under way
     const other = await fetch(`http://127.0.0.1:${port}/long`);
     expect(other.status).toBe(200);
     expect((await other.text()).length).toBe(60 * chunk.length);

@@ -7,7 +7,7 @@
 import express from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, MemoryStore } from '../../lib';
-import { fakeClock } from '../helpers/clock';
+import { fakeClock } from '../helpers/time';
 
 /** [option, impossible value, how the message shows the value it got] */
 const impossible: [keyof IsrOptions, unknown, string][] = [

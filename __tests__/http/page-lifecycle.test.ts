@@ -6,8 +6,8 @@
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 type Mode = 'ok' | 'throw' | '500' | 'hang';
 

@@ -8,9 +8,9 @@
 import express from 'express';
 import { isr, revalidateRouter } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
-import { serve } from '../helpers/wire';
+import { listen } from '../helpers/http';
+import { fakeClock } from '../helpers/time';
 
 const SECRET = 'Spellings-Webhook-Secret-0123456789';
 const ENDPOINT = '/api/revalidate';
@@ -33,7 +33,7 @@ async function site() {
     renders.blogger = (renders.blogger ?? 0) + 1;
     res.send('<p>blogger</p>');
   });
-  const server = await serve(app);
+  const server = await listen(app);
   cleanups.push(() => cache.close());
   cleanups.push(() => server.close());
   const state = async (path: string) => {

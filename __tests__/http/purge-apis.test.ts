@@ -10,7 +10,7 @@ import { isr, revalidateRouter } from '../../lib';
 import { cloudflarePurge, fastlyPurge, type PurgeEvent } from '../../lib/purge';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { errorRecorder } from '../helpers/collect';
-import { serve } from '../helpers/serve';
+import { listen } from '../helpers/http';
 
 const cleanups = cleanupsAfterEach();
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353';
@@ -334,7 +334,7 @@ describe('fastlyPurge', () => {
         res.send(`<h1>${rendered.length}</h1>`);
       }, 50);
     });
-    const server = await serve(app);
+    const server = await listen(app);
     cleanups.push(server.close);
     expect((await server.get('/p')).headers['surrogate-key']).toBe('posts');
     await cache.idle();
@@ -360,7 +360,7 @@ describe('fastlyPurge', () => {
     const app = express();
     app.use(cache);
     app.use('/api/revalidate', revalidateRouter(cache, { secret: SECRET }));
-    const server = await serve(app);
+    const server = await listen(app);
     cleanups.push(server.close);
     const answer = await server.get(`/api/revalidate?secret=${SECRET}&tag=posts`, {}, 'POST');
     expect(answer.status).toBe(200);

@@ -7,10 +7,10 @@
 import express from 'express';
 import { isr, revalidateRouter } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { recordDebugLines } from '../helpers/debug-lines';
-import { serve } from '../helpers/wire';
+import { listen } from '../helpers/http';
+import { fakeClock } from '../helpers/time';
 
 /** Has "+", "/" and "=", so its percent-encoded form differs from it. */
 const SECRET = 'Redact+Me/Webhook=Secret-0123456789';
@@ -30,7 +30,7 @@ async function site() {
     if (failing.now) throw new Error('the render failed');
     res.send('<p>page</p>');
   });
-  const server = await serve(app);
+  const server = await listen(app);
   cleanups.push(() => cache.close());
   cleanups.push(() => server.close());
   const events: { name: string; payload: unknown }[] = [];

@@ -6,36 +6,18 @@
  */
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import { type IsrOptions, isRegeneration, isr } from '../../lib';
+import { type IsrOptions, isRegeneration } from '../../lib';
 import { MAX_CONCURRENT_REGENERATIONS } from '../../lib/regeneration/regenerator';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-
-const tick = (ms = 10) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(condition: () => boolean, what: string) {
-  const until = Date.now() + 2000;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await tick(5);
-  }
-}
+import { recordedCache } from '../helpers/site';
+import { sleep, waitFor } from '../helpers/time';
 
 const cleanups: (() => Promise<void>)[] = [];
 
 /** A cache on a fake clock with 10 s windows, its reports kept by `recorder`. */
 function testCache(options: IsrOptions = {}) {
-  const clock = fakeClock();
-  const recorder = errorRecorder();
-  const cache = isr({
-    now: clock.now,
-    revalidate: 10,
-    onError: recorder.onError,
-    logger: recorder.logger,
-    ...options,
-  });
+  const { clock, recorder, cache } = recordedCache({ revalidate: 10, ...options });
   return { cache, clock, recorder };
 }
 afterEach(async () => {
@@ -77,13 +59,13 @@ describe.each(expressVersions)(
       holdNext = true;
       const stale = await request(app).get('/post');
       expect(stale.headers['x-isr-cache']).toBe('STALE');
-      await waitFor(() => regenerations === 1, 'the slow regeneration to start');
+      await waitFor('the slow regeneration to start', () => regenerations === 1);
 
       // The CMS publishes v2 and asks for the pages to be re-rendered now.
       content.version = 'v2';
       clock.advance(5);
       const revalidated = cache.revalidatePath('/post', { mode: 'regenerate' });
-      await tick(20);
+      await sleep(20);
       gate.resolve(); // the old regeneration (which read v1) ends
       gate = undefined;
       await revalidated;
@@ -183,7 +165,7 @@ describe.each(expressVersions)(
       gate = deferred();
       // e.g. a crawler, or the first visitors after revalidatePath('/', { type: 'layout' })
       await Promise.all(urls.map((url) => request(app).get(url)));
-      await tick(30);
+      await sleep(30);
       const atOnce = active.max;
       gate.resolve();
       await cache.idle();
@@ -233,7 +215,7 @@ describe.each(expressVersions)(
       gate = deferred();
       holdNext = true;
       expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('STALE');
-      await waitFor(() => regenerations === 1, 'the regeneration to start');
+      await waitFor('the regeneration to start', () => regenerations === 1);
 
       // The campaign ends; the page is expired and a visitor renders and stores a new one.
       cookieCampaign = false;
@@ -241,13 +223,12 @@ describe.each(expressVersions)(
       await cache.revalidatePath('/page', { mode: 'expire' });
       expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('MISS');
       // (not idle(): it would wait for the held regeneration) the MISS's store lands:
-      let state = '';
-      const until = Date.now() + 2000;
-      while (state !== 'HIT' && Date.now() < until) {
-        await tick(5);
-        state = (await request(app).get('/page')).headers['x-isr-cache'];
-      }
-      expect(state).toBe('HIT');
+      await waitFor(
+        'the MISS stored (a HIT)',
+        async () => (await request(app).get('/page')).headers['x-isr-cache'] === 'HIT',
+        2000,
+        5,
+      );
 
       gate.resolve(); // the old regeneration ends, with a Set-Cookie
       gate = undefined;

@@ -6,9 +6,10 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { expressVersions } from '../helpers/express';
+import { recordedCache } from '../helpers/site';
+import { fakeClock } from '../helpers/time';
 
 type Behaviour = 'ok' | 'throw' | 'status 500' | 'status 404' | 'never answers' | 'async reject';
 
@@ -26,15 +27,7 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
    * succeed unless `missFails` is set.
    */
   function setup() {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      revalidate: 10,
-      regenerateTimeout: 100,
-      onError: recorder.onError,
-      logger: recorder.logger,
-    });
+    const { clock, recorder, cache } = recordedCache({ revalidate: 10, regenerateTimeout: 100 });
     const app = createApp();
     let behaviour: Behaviour = 'ok';
     let version = 1;

@@ -10,7 +10,7 @@ import { type CacheEntry, isr } from '../../lib';
 import { type CacheState, defaultCacheControl } from '../../lib/request/cache-control';
 import { type ReplaySettings, replay } from '../../lib/request/replay';
 import { expressVersions } from '../helpers/express';
-import { rawRequest } from '../helpers/raw-http';
+import { rawRequest } from '../helpers/http';
 
 const GENERATED_AT = Date.UTC(2026, 0, 1);
 

@@ -10,8 +10,8 @@ import type { ErrorRequestHandler, Express, Request, Response } from 'express';
 import request from 'supertest';
 import ts from 'typescript';
 import { type CacheEntry, type IsrOptions, isr, MemoryStore } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 type Handler = (req: Request, res: Response) => void;
 

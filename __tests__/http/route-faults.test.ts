@@ -13,12 +13,12 @@
  * do not, and its list is checked after every test.
  */
 import type { NextFunction, Request, Response } from 'express';
-import { isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
+import { isRegeneration } from '../../lib';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-import { serve, type WireAnswer } from '../helpers/wire';
+import { type Answer, listen } from '../helpers/http';
+import { recordedCache } from '../helpers/site';
+import { sleep } from '../helpers/time';
 
 type Fault =
   | 'hang'
@@ -75,15 +75,7 @@ afterEach(async () => {
 
 describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
   async function setup() {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      revalidate: 10,
-      regenerateTimeout: 100,
-      onError: recorder.onError,
-      logger: recorder.logger,
-    });
+    const { clock, recorder, cache } = recordedCache({ revalidate: 10, regenerateTimeout: 100 });
     const app = createApp();
     const state = {
       mode: 'good' as Mode,
@@ -145,7 +137,7 @@ describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
       if (res.headersSent || isRegeneration(req)) return next(err);
       res.status(500).type('html').send('<h1>Something went wrong</h1>');
     });
-    const server = await serve(app);
+    const server = await listen(app);
     const send: typeof server.send = (request) => {
       figures.requests += 1;
       return server.send(request);
@@ -162,20 +154,20 @@ describe.each(expressVersions)('route faults (%s)', (_name, createApp) => {
   type Site = Awaited<ReturnType<typeof setup>>;
 
   /** A visitor who gives up on a response that never ends once the route has started. */
-  async function visitFaulty(s: Site, fault: Mode): Promise<WireAnswer> {
+  async function visitFaulty(s: Site, fault: Mode): Promise<Answer> {
     s.state.arrived = deferred();
     const leave = new AbortController();
     const answer = s.site.send({ path: '/page', signal: leave.signal, timeoutMs: 10_000 });
     if (fault === 'hang' || fault === 'half, then nothing' || fault === 'reject') {
       await s.state.arrived.promise;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       leave.abort();
     }
     return answer;
   }
 
   /** Nothing a client got was a half page passed off as whole. */
-  function expectNoHalfPage(answer: WireAnswer) {
+  function expectNoHalfPage(answer: Answer) {
     if (answer.error === undefined && answer.status === 200) {
       expect(answer.body).toMatch(/^<!doctype html><html>.*<\/html>$/s);
     }

@@ -17,7 +17,7 @@ import { errorRecorder } from '../helpers/collect';
 import { recordDebugLines } from '../helpers/debug-lines';
 import { expressVersions } from '../helpers/express';
 import { freshLib } from '../helpers/fresh-lib';
-import { listen } from '../helpers/listen';
+import { listen } from '../helpers/http';
 import { readmeExample } from '../helpers/readme-example';
 
 declare module 'express-session' {

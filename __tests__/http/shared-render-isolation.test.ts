@@ -8,8 +8,8 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 /** What a render saw, as the echo route prints it into the page. */
 interface Seen {

@@ -4,14 +4,12 @@
 // page stores the page for the GETs that follow.
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
-import { arrivals, listen } from '../helpers/listen';
+import { arrivals, listen } from '../helpers/http';
+import { fakeClock, sleep } from '../helpers/time';
 
 const CONCURRENCY = 100;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Answer {
   status: number;

@@ -10,9 +10,9 @@ import path from 'node:path';
 import express5, { type Express, type Request, type Response } from 'express';
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { deferred } from '../helpers/deferred';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
+import { fakeClock } from '../helpers/time';
 
 // The second copy of Express, installed under its alias (see helpers/express.ts).
 const express4 = require('express4') as typeof express5;

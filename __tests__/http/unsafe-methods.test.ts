@@ -9,9 +9,8 @@ import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { expressVersions } from '../helpers/express';
-import { within } from '../helpers/serve';
+import { fakeClock, waitFor } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 
@@ -80,10 +79,7 @@ describe.each(expressVersions)('unsafe methods (%s)', (_name, createApp) => {
     expect(stale.headers['x-isr-cache']).toBe('STALE');
     await cache.idle();
     // The burst's trailing invalidation comes once its second is over (a real timer).
-    const trailing = (async () => {
-      while (seen.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
-    })();
-    expect(await within(3000, trailing)).not.toBe('timeout');
+    await waitFor('the trailing invalidation', () => seen.length >= 2, 3000, 20);
     expect(seen).toEqual(['unsafe-method /page', 'unsafe-method /page']);
     expect(renders()).toBe(2);
   });

@@ -13,10 +13,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Request, Response } from 'express';
 import request from 'supertest';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { freshLib } from '../helpers/fresh-lib';
+import { fakeClock } from '../helpers/time';
 
 type Lib = typeof import('../../lib');
 

@@ -14,11 +14,11 @@ import vm from 'node:vm';
 import type { Express } from 'express';
 import { isr, revalidateRouter } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
+import { listen } from '../helpers/http';
 import { PRINTABLE, Random } from '../helpers/random';
-import { serve } from '../helpers/wire';
+import { fakeClock } from '../helpers/time';
 
 const SECRET = 'Abuse-Webhook-Secret-0123456789-abcdefXYZ';
 const ENDPOINT = '/api/revalidate';
@@ -402,7 +402,7 @@ async function start(createApp: ExpressFactory) {
     if (tags.length > 0) res.isr({ tags });
     res.send(`<p>${req.originalUrl} render ${renders}</p>`);
   });
-  const site = await serve(app);
+  const site = await listen(app);
   cleanups.push(async () => {
     await cache.close();
     await site.close();

@@ -11,10 +11,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { isr, revalidateRouter } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { Random } from '../helpers/random';
+import { fakeClock } from '../helpers/time';
 
 const SECRET = 'Fuzz-Webhook-Secret-0123456789-XYZ';
 const ENDPOINT = '/api/revalidate';

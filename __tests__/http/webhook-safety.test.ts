@@ -7,10 +7,9 @@ import net from 'node:net';
 import express from 'express';
 import { isr, revalidateRouter } from '../../lib';
 import type { RevalidateRouterOptions } from '../../lib/invalidation/webhook/router';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
-import { within } from '../helpers/serve';
-import { serve } from '../helpers/wire';
+import { listen } from '../helpers/http';
+import { fakeClock, within } from '../helpers/time';
 
 const SECRET = 'Safety-Webhook-Secret-0123456789';
 const ENDPOINT = '/api/revalidate';
@@ -32,7 +31,7 @@ async function site(router: Partial<RevalidateRouterOptions> = {}) {
     renders += 1;
     res.send(`<p>render ${renders}</p>`);
   });
-  const server = await serve(app);
+  const server = await listen(app);
   cleanups.push(() => cache.close());
   cleanups.push(() => server.close());
   const visit = async (path: string) => {
@@ -45,7 +44,7 @@ async function site(router: Partial<RevalidateRouterOptions> = {}) {
 }
 
 const post = (
-  server: Awaited<ReturnType<typeof serve>>,
+  server: Awaited<ReturnType<typeof listen>>,
   body: unknown,
   headers: Record<string, string> = {},
 ) =>

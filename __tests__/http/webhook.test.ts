@@ -13,9 +13,8 @@ import request from 'supertest';
 import { type IsrOptions, isr, revalidateRouter } from '../../lib';
 import type { RevalidateRouterOptions } from '../../lib/invalidation/webhook/router';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
+import { recordedCache } from '../helpers/site';
 
 // The second copy of Express, installed under its alias (see helpers/express.ts).
 const express4 = require('express4') as typeof express5;
@@ -50,14 +49,7 @@ interface SetupOptions {
 }
 
 function setup(createApp: ExpressFactory, version: string, options: SetupOptions = {}) {
-  const clock = fakeClock();
-  const recorder = errorRecorder();
-  const cache = isr({
-    now: clock.now,
-    onError: recorder.onError,
-    logger: recorder.logger,
-    ...options.isr,
-  });
+  const { recorder, cache } = recordedCache(options.isr);
   const app = createApp();
   const content = { version: 'v1' };
   const renders = new Map<string, number>();

@@ -12,8 +12,9 @@ import Keyv from 'keyv';
 import { isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { deferred } from '../helpers/deferred';
+import { listen } from '../helpers/http';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
-import { serve, within } from '../helpers/serve';
+import { within } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 
@@ -69,7 +70,7 @@ test.each([
     const a = instance(keyv);
     const b = instance(held.keyv);
     const listener = (fastPath ? b.cache.handler(b.app) : b.app) as unknown as RequestListener;
-    const onB = await serve(listener);
+    const onB = await listen(listener);
     cleanups.push(async () => {
       held.release();
       await onB.close();

@@ -10,9 +10,9 @@ import Keyv from 'keyv';
 import request from 'supertest';
 import { isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { deferred } from '../helpers/deferred';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { fakeClock } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 

@@ -11,8 +11,8 @@ import { isr } from '../../lib';
 import { freshness } from '../../lib/invalidation/freshness';
 import type { CacheEntry } from '../../lib/types';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { fakeClock } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 

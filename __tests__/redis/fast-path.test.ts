@@ -11,12 +11,12 @@ import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isRegeneration, isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { expressVersions } from '../helpers/express';
-import { sleep } from '../helpers/listen';
-import { type RawResponse, rawRequest } from '../helpers/raw-http';
+import { type RawResponse, rawRequest } from '../helpers/http';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { recordedCache } from '../helpers/site';
+import { fakeClock, sleep } from '../helpers/time';
 
 /** Big enough to be stored with br and gzip variants (the default threshold is 1024 bytes). */
 const BIG_PAGE = `<!doctype html><main>${'<p>a paragraph worth compressing</p>'.repeat(120)}</main>`;
@@ -56,14 +56,7 @@ describe.each(expressVersions)('the fast path in front of the app (%s)', (_name,
    * receives (never the cache's own renders), so a fast-path hit leaves it unchanged.
    */
   function setup(options: IsrOptions = {}) {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      onError: recorder.onError,
-      logger: recorder.logger,
-      ...options,
-    });
+    const { clock, recorder, cache } = recordedCache(options);
     opened.push(cache);
     const app = createApp();
     let seen = 0;

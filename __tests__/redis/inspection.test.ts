@@ -11,11 +11,11 @@ import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr, revalidateRouter } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { RedisServer } from '../helpers/instances';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { recordedCache } from '../helpers/site';
+import { sleep } from '../helpers/time';
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 /** Over 1 KB: stored with br and gzip variants. */
@@ -29,15 +29,7 @@ const cleanups = cleanupsAfterEach();
  * `/blog/b` (small, tag posts), `/about`, and the router at `/api/revalidate`.
  */
 function setup(options: IsrOptions = {}) {
-  const clock = fakeClock();
-  const recorder = errorRecorder();
-  const cache = isr({
-    now: clock.now,
-    revalidate: 60,
-    onError: recorder.onError,
-    logger: recorder.logger,
-    ...options,
-  });
+  const { clock, recorder, cache } = recordedCache({ revalidate: 60, ...options });
   cleanups.push(() => cache.close());
   const app = express();
   const state = { failing: false };
@@ -383,7 +375,7 @@ describe('entries with a Keyv store that has no namespace (createKeyv(url))', ()
     await admin.connect();
     cleanups.push(async () => admin.destroy());
     for (let i = 0; i < 200 && (await admin.exists('isr-lease:/slow')) === 0; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
     expect(await admin.exists('isr-lease:/slow')).toBe(1);
 

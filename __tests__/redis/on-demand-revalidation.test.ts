@@ -12,11 +12,11 @@ import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { fakeClock, sleep, waitFor } from '../helpers/time';
 
 /** What a route sets on a page: tags through `res.isr`, or CDN-style tag headers. */
 interface PageSpec {
@@ -130,15 +130,6 @@ async function warm(s: Site, urls: string[]) {
 
 async function expectVisit(s: Site, url: string, state: string, version: string) {
   expect({ url, ...(await visit(s.app, url)) }).toEqual({ url, state, body: page(url, version) });
-}
-
-/** Waits (a few ms at a time) until `condition` holds; fails after 2 s. */
-async function waitFor(condition: () => boolean, what: string) {
-  const until = Date.now() + 2000;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** The error a call threw or rejected with, or undefined. */
@@ -331,8 +322,8 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
       s.content.version = 'v2';
       s.hold();
       const revalidated = s.cache.revalidateTag('many', { mode: 'regenerate' });
-      await waitFor(() => s.concurrency.active > 0, 'the first regenerations');
-      await new Promise((resolve) => setTimeout(resolve, 40)); // let any extra ones start
+      await waitFor('the first regenerations', () => s.concurrency.active > 0);
+      await sleep(40); // let any extra ones start
       expect(s.concurrency.active).toBeGreaterThan(0);
       expect(s.concurrency.active).toBeLessThanOrEqual(4);
       s.release();
@@ -353,7 +344,7 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
       await s.cache.revalidatePath('/slow', { mode: 'regenerate' });
       expect(Date.now() - started).toBeGreaterThanOrEqual(90);
       await expectVisit(s, '/slow', 'STALE', 'v1');
-      await waitFor(() => s.recorder.errors.length > 0, 'the timed-out regeneration reported');
+      await waitFor('the timed-out regeneration reported', () => s.recorder.errors.length > 0);
       expect(s.recorder.errors[0].context).toMatchObject({ phase: 'regenerate' });
       s.release();
     });
@@ -366,7 +357,7 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
       await s.cache.revalidatePath('/lu');
       s.hold();
       await expectVisit(s, '/lu', 'STALE', 'v1');
-      await waitFor(() => s.renders('/lu') === 2, 'the slow regeneration to start');
+      await waitFor('the slow regeneration to start', () => s.renders('/lu') === 2);
 
       // The content is withdrawn while the regeneration (which read v2) is still running.
       s.content.version = 'v3';
@@ -388,7 +379,7 @@ describe.each(expressVersions)('on-demand revalidation (%s)', (_name, createApp)
       await s.cache.revalidatePath('/lu');
       s.hold();
       await expectVisit(s, '/lu', 'STALE', 'v1');
-      await waitFor(() => s.renders('/lu') === 2, 'the slow regeneration to start');
+      await waitFor('the slow regeneration to start', () => s.renders('/lu') === 2);
 
       s.content.version = 'v3';
       s.clock.advance(5);

@@ -12,26 +12,17 @@ import type { Express } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isr, type PrerenderResult } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { expressVersions } from '../helpers/express';
 import { lateReader } from '../helpers/late-reader';
-import { sleep } from '../helpers/listen';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { recordedCache } from '../helpers/site';
+import { fakeClock, sleep, waitFor } from '../helpers/time';
 
 /** Rejections and synchronous throws alike, so either way of refusing input is accepted. */
 function attempt<T>(fn: () => Promise<T>): Promise<T> {
   return Promise.resolve().then(fn);
-}
-
-/** Polls `check` every few ms, failing after `ms`. */
-async function until(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(5);
-  }
 }
 
 /** A Map-shaped Keyv storage adapter whose every call fails: a store that is down. */
@@ -66,14 +57,7 @@ describe.each(expressVersions)('cache.prerender() (%s)', (_name, createApp) => {
   });
 
   function setup(options: IsrOptions = {}) {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      onError: recorder.onError,
-      logger: recorder.logger,
-      ...options,
-    });
+    const { clock, recorder, cache } = recordedCache(options);
     opened.push(cache);
     const app = createApp();
     const renders = new Map<string, number>();
@@ -224,7 +208,7 @@ describe.each(expressVersions)('cache.prerender() (%s)', (_name, createApp) => {
     const paths = Array.from({ length: 10 }, (_, i) => `/p/${i}`);
     const running = cache.prerender(paths, { concurrency: 3, app });
 
-    await until(() => active === 3, 'three renders are in flight');
+    await waitFor('three renders are in flight', () => active === 3);
     await sleep(30); // room for a fourth to start, if the bound were not kept
     expect(active).toBe(3);
     expect(started).toHaveLength(3);

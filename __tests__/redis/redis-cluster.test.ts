@@ -13,11 +13,11 @@ import Keyv from 'keyv';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isr, revalidateRouter } from '../../lib';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
 import { uniqueNamespace } from '../helpers/redis';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster';
+import { fakeClock, sleep, waitFor } from '../helpers/time';
 
 jest.setTimeout(20_000);
 
@@ -36,23 +36,11 @@ afterAll(async () => {
 /** Closed after every test, even a failing one, in reverse order of opening. */
 const cleanups = cleanupsAfterEach();
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Lets a pub/sub event cross the cluster bus: another instance's in-process copy (L1) may lag
  * behind the shared store by up to 100 ms, so its next answer is checked after 50.
  */
 const propagate = () => sleep(50);
-
-/** Polls `check` every 10 ms for at most `ms`; resolves with whether it became true. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(10);
-  }
-}
 
 /** What the routes of both instances share: they are "the same site" on two servers. */
 interface Site {
@@ -268,7 +256,7 @@ describe('two instances on a 3-master Redis Cluster', () => {
     // Cold: every render is held until all 50 requests reached the apps.
     site.gate = deferred();
     const cold = Array.from({ length: 50 }, (_, i) => fetchPage(`${i % 2 ? urlB : urlA}${path}`));
-    expect(await eventually(async () => site.arrivals >= 50, 5000)).toBe(true);
+    await waitFor('site.arrivals >= 50', async () => site.arrivals >= 50, 5000);
     await sleep(50); // their lookups and lease attempts are done by now
     site.gate.resolve();
     site.gate = undefined;
@@ -364,33 +352,39 @@ describe('two instances on a 3-master Redis Cluster', () => {
     await expectVisit(b, path, 'HIT', '<p>/l1 v1 by A</p>'); // starts B's events
     // Both instances are subscribed to the namespace's channel (somewhere on the cluster).
     const channel = `${namespace}:isr-events`;
-    const subscribed = await eventually(async () => {
-      let total = 0;
-      for (const port of cluster.ports) {
-        const out = await cluster.cli(port, 'PUBSUB', 'NUMSUB', channel);
-        total += Number(out[1] ?? 0);
-      }
-      return total >= 2;
-    }, 5000);
-    expect(subscribed).toBe(true);
+    await waitFor(
+      'both instances subscribed to the channel',
+      async () => {
+        let total = 0;
+        for (const port of cluster.ports) {
+          const out = await cluster.cli(port, 'PUBSUB', 'NUMSUB', channel);
+          total += Number(out[1] ?? 0);
+        }
+        return total >= 2;
+      },
+      5000,
+    );
 
     // B keeps its own copy: once the shared entry is gone behind its back, B still HITs.
     // (Until B's events are proven live it keeps no copy: then B renders the page again.)
     let old = '';
-    const inL1 = await eventually(async () => {
-      const res = await request(b.app).get(path);
-      if (res.headers['x-isr-cache'] === 'HIT') {
-        await cluster.cli(await cluster.nodeOf(redisKey(path)), 'DEL', redisKey(path));
-        const local = await request(b.app).get(path);
-        if (local.headers['x-isr-cache'] === 'HIT' && local.text === res.text) {
-          old = res.text;
-          return true;
+    await waitFor(
+      'B serving from its own copy (L1)',
+      async () => {
+        const res = await request(b.app).get(path);
+        if (res.headers['x-isr-cache'] === 'HIT') {
+          await cluster.cli(await cluster.nodeOf(redisKey(path)), 'DEL', redisKey(path));
+          const local = await request(b.app).get(path);
+          if (local.headers['x-isr-cache'] === 'HIT' && local.text === res.text) {
+            old = res.text;
+            return true;
+          }
         }
-      }
-      await b.cache.idle();
-      return false;
-    }, 4000);
-    expect(inL1).toBe(true);
+        await b.cache.idle();
+        return false;
+      },
+      4000,
+    );
     expect(old).toMatch(/^<p>\/l1 v1 by [AB]<\/p>$/);
 
     site.version = 'v2';
@@ -422,7 +416,7 @@ describe('two instances on a 3-master Redis Cluster', () => {
     const onA = request(a.app)
       .get(path)
       .then((res) => res);
-    expect(await eventually(async () => renders(path) === 1, 5000)).toBe(true);
+    await waitFor('renders(path) === 1', async () => renders(path) === 1, 5000);
     // The lease key exists, once, on the master owning its slot.
     const leaseKey = `${namespace}:isr-lease:${path}`;
     expect(await leases()).toEqual([leaseKey]);
@@ -444,7 +438,7 @@ describe('two instances on a 3-master Redis Cluster', () => {
     await Promise.all([a.cache.idle(), b.cache.idle()]);
 
     // Released (compare-and-delete), not left to expire: the lease lasts 5 s.
-    expect(await eventually(async () => (await leases()).length === 0, 1000)).toBe(true);
+    await waitFor('(await leases()).length === 0', async () => (await leases()).length === 0, 1000);
 
     // A regeneration takes a lease too, and gives it back.
     await a.cache.revalidatePath(path);
@@ -452,12 +446,12 @@ describe('two instances on a 3-master Redis Cluster', () => {
     clock.advance(1000);
     site.gate = deferred();
     await expectVisit(b, path, 'STALE', '<p>/held v1 by A</p>');
-    expect(await eventually(async () => renders(path) === 2, 5000)).toBe(true);
+    await waitFor('renders(path) === 2', async () => renders(path) === 2, 5000);
     expect(await leases()).toEqual([leaseKey]);
     site.gate.resolve();
     site.gate = undefined;
     await b.cache.idle();
-    expect(await eventually(async () => (await leases()).length === 0, 1000)).toBe(true);
+    await waitFor('(await leases()).length === 0', async () => (await leases()).length === 0, 1000);
     expectNoTrouble(a, b);
   });
 

@@ -16,11 +16,11 @@ import Keyv from 'keyv';
 import { isr } from '../../lib';
 import { implicitTags, userTag } from '../../lib/request/cache-key';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
+import { listen } from '../helpers/http';
 import { RedisServer } from '../helpers/instances';
-import { listen } from '../helpers/listen';
 import { uniqueNamespace } from '../helpers/redis';
+import { fakeClock, sleep } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 
@@ -240,7 +240,7 @@ describe.each(runs)('Redis evicting with maxmemory-policy %s (%s)', (policy, ord
     const toucher = (async () => {
       while (warm && flooding) {
         await admin.sendCommand(['TOUCH', ...pageKeys]);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
       }
     })();
     while (flood < MAX_FLOOD) {

@@ -14,20 +14,13 @@ import express from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
-import {
-  type Answer,
-  freePort,
-  Instance,
-  RedisServer,
-  sleep,
-  stopEverything,
-} from '../helpers/instances';
+import { rawRequest } from '../helpers/http';
+import { type Answer, freePort, Instance, RedisServer, stopEverything } from '../helpers/instances';
 import { lateReader } from '../helpers/late-reader';
-import { rawRequest } from '../helpers/raw-http';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { fakeClock, sleep, waitFor } from '../helpers/time';
 
 /** A node-redis client of the test's own: no reconnecting, so a dead server fails fast. */
 function newClient(url: string) {
@@ -130,23 +123,9 @@ function spread(instances: Instance[], total: number, path: string): Promise<Ans
   );
 }
 
-/** Polls `check` every 50 ms until it returns true; fails with `what` after `timeoutMs`. */
-async function eventually(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(50);
-  }
-}
-
 /** Waits until the page's entry is in Redis (stores finish after the response). */
 function entryStored(client: Client, ns: string, path: string): Promise<void> {
-  return eventually(
+  return waitFor(
     `${path} stored in Redis`,
     async () => (await client.exists(`${ns}::${path}`)) === 1,
   );
@@ -159,7 +138,7 @@ function entryStored(client: Client, ns: string, path: string): Promise<void> {
  */
 async function untilL1Serves(instance: Instance, client: Client, ns: string): Promise<void> {
   const path = `/page/l1-probe-${instance.name}`;
-  await eventually(
+  await waitFor(
     `instance ${instance.name} serving from L1`,
     async () => {
       await instance.get(path);
@@ -208,7 +187,7 @@ describe('many instances on one Redis', () => {
           ),
       );
       expect(wrong.map(seen)).toEqual([]);
-      await eventually('every instance serving the regenerated page', async () => {
+      await waitFor('every instance serving the regenerated page', async () => {
         const answers = await Promise.all(instances.map((i) => i.get('/page/cold')));
         return answers.every((a) => a.state === 'HIT' && versionIn(a.body) === 'v2');
       });
@@ -266,7 +245,7 @@ describe('many instances on one Redis', () => {
       const stale = await Promise.all(instances.map((i) => i.get('/page/news')));
       expect(stale.map(seen)).toEqual(instances.map(() => '200 STALE v1'));
 
-      await eventually('every instance serving v2', async () => {
+      await waitFor('every instance serving v2', async () => {
         const answers = await Promise.all(instances.map((i) => i.get('/page/news')));
         return answers.every((x) => seen(x) === '200 HIT v2');
       });
@@ -319,7 +298,7 @@ describe('many instances on one Redis', () => {
     expect(seen(onB)).not.toBe('200 HIT v1');
 
     // Once reconnected, B serves the new page, from L1 again, and hears invalidations again.
-    await eventually('B serving v2', async () => seen(await b.get('/page/doc')) === '200 HIT v2');
+    await waitFor('B serving v2', async () => seen(await b.get('/page/doc')) === '200 HIT v2');
     await untilL1Serves(b, client, ns);
     expect(seen(await b.get('/page/doc'))).toBe('200 HIT v2');
     expect(seen(await b.get('/page/doc'))).toBe('200 HIT v2');
@@ -327,7 +306,7 @@ describe('many instances on one Redis', () => {
     expect((await a.revalidate({ path: '/page/doc', mode: 'stale' }, SECRET)).status).toBe(200);
     await sleep(PROPAGATION_MS);
     expect(seen(await b.get('/page/doc'))).toBe('200 STALE v2');
-    await eventually('B serving v3', async () => seen(await b.get('/page/doc')) === '200 HIT v3');
+    await waitFor('B serving v3', async () => seen(await b.get('/page/doc')) === '200 HIT v3');
   }, 40_000);
 
   test('Redis killed and restarted mid-load: zero failed requests, caching resumes by itself', async () => {
@@ -369,7 +348,7 @@ describe('many instances on one Redis', () => {
 
     // Caching works again: a fresh page is a MISS on A, then a HIT on B (through Redis).
     let n = 0;
-    await eventually(
+    await waitFor(
       'a MISS then a HIT on a fresh page after the restart',
       async () => {
         n += 1;
@@ -577,7 +556,7 @@ describe('a regeneration racing an expire invalidation', () => {
     const stale = await request(a.app).get('/race');
     expect(stale.headers['x-isr-cache']).toBe('STALE');
     expect(stale.text).toBe('<p>race version=v1</p>');
-    await eventually('the regeneration running', async () => renders === 2);
+    await waitFor('the regeneration running', async () => renders === 2);
 
     // Meanwhile the page is expired on B (unpublished), then the regeneration finishes.
     clock.advanceSeconds(1);

@@ -13,12 +13,12 @@ import Keyv from 'keyv';
 import { isr } from '../../lib';
 import { implicitTags, userTag } from '../../lib/request/cache-key';
 import { cleanupsAfterEach } from '../helpers/cleanups';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
 import { deferred } from '../helpers/deferred';
+import { listen } from '../helpers/http';
 import { RedisServer } from '../helpers/instances';
-import { listen } from '../helpers/listen';
 import { uniqueNamespace } from '../helpers/redis';
+import { fakeClock, sleep } from '../helpers/time';
 
 const cleanups = cleanupsAfterEach();
 
@@ -194,7 +194,7 @@ test('every key the cache writes to Redis has a TTL, pages their useful life, cl
   let leases: string[] = [];
   for (let i = 0; i < 200 && leases.length === 0; i += 1) {
     leases = await keysMatching(admin, `${ns}:isr-lease:*`);
-    if (leases.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (leases.length === 0) await sleep(10);
   }
   expect(leases).toHaveLength(1);
   const leaseTtl = await pttl(admin, leases[0]);

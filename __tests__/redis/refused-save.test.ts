@@ -8,10 +8,10 @@ import { createClient } from '@keyv/redis';
 import express from 'express';
 import client from 'prom-client';
 import { isr } from '../../lib';
-import { fakeClock } from '../helpers/clock';
 import { errorRecorder } from '../helpers/collect';
+import { listen } from '../helpers/http';
 import { RedisServer, stopEverything } from '../helpers/instances';
-import { serve, within } from '../helpers/serve';
+import { fakeClock, within } from '../helpers/time';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -47,7 +47,7 @@ test('a regeneration whose save Redis refuses (OOM) backs off and is reported as
     renders += 1;
     res.type('html').send(`<p>render ${renders}</p>`);
   });
-  const site = await serve(app);
+  const site = await listen(app);
   cleanups.push(async () => {
     await site.close();
     await within(5000, cache.close());

@@ -22,8 +22,9 @@ import express from 'express';
 import Keyv from 'keyv';
 import { type IsrOptions, isr } from '../../lib';
 import { errorRecorder } from '../helpers/collect';
+import { listen } from '../helpers/http';
 import { freePort, RedisServer, stopEverything } from '../helpers/instances';
-import { serve } from '../helpers/wire';
+import { sleep, waitFor } from '../helpers/time';
 
 const LATENCY_BOUND_MS = 1500;
 
@@ -84,7 +85,7 @@ async function startRedis(extra: string[] = []): Promise<{ port: number; url: st
   while (!(await pong(port))) {
     if (child.exitCode !== null) throw new Error(`redis-server ${extra.join(' ')} exited`);
     if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
   return { port, url: `redis://127.0.0.1:${port}` };
 }
@@ -138,7 +139,7 @@ async function startApp(options: IsrOptions) {
     res.isr({ tags: ['pages'] });
     res.type('html').send(`<!doctype html><p>path=${req.path}</p>`);
   });
-  const site = await serve(app);
+  const site = await listen(app);
   cleanups.push(async () => {
     await cache.close();
     await site.close();
@@ -181,27 +182,23 @@ function expectAllAnswered(visits: Visit[]) {
   );
 }
 
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Caching works: a page never seen is a MISS, then a HIT (polls past the breaker's pause). */
 async function cachingWorks(app: App, label: string): Promise<void> {
   let n = 0;
-  await eventually(`caching works again (${label})`, async () => {
-    n += 1;
-    const path = `/page/${label}-${n}`;
-    const first = await app.visit(path);
-    if (first.answer.headers['x-isr-cache'] !== 'MISS') return false;
-    await app.cache.idle();
-    const second = await app.visit(path);
-    return second.answer.headers['x-isr-cache'] === 'HIT' && app.renders(path) === 1;
-  });
+  await waitFor(
+    `caching works again (${label})`,
+    async () => {
+      n += 1;
+      const path = `/page/${label}-${n}`;
+      const first = await app.visit(path);
+      if (first.answer.headers['x-isr-cache'] !== 'MISS') return false;
+      await app.cache.idle();
+      const second = await app.visit(path);
+      return second.answer.headers['x-isr-cache'] === 'HIT' && app.renders(path) === 1;
+    },
+    8000,
+    50,
+  );
 }
 
 /** `count` visits, `concurrency` at a time, over cold and warm pages, while `running()`. */
@@ -268,7 +265,7 @@ describe('store faults on a real Redis', () => {
       const sleeping = redisCli(redis.port, ...command).finally(() => {
         asleep = false;
       });
-      await eventually('Redis asleep', async () => !(await pong(redis.port, 100)));
+      await waitFor('Redis asleep', async () => !(await pong(redis.port, 100)), 8000, 50);
       figures.faults += 1;
       const during = await load(app, (i) => (i % 4 === 0 ? '/page/warm' : `/page/slow-${i}`), {
         running: () => asleep,

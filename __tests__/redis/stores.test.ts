@@ -8,12 +8,11 @@ import KeyvRedis from '@keyv/redis';
 import type { Express } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
-import { type CacheEntry, type IsrOptions, isr, MemoryStore } from '../../lib';
-import { fakeClock } from '../helpers/clock';
-import { errorRecorder } from '../helpers/collect';
+import { type CacheEntry, type IsrOptions, MemoryStore } from '../../lib';
 import { expressVersions } from '../helpers/express';
-import { rawRequest } from '../helpers/raw-http';
+import { rawRequest } from '../helpers/http';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { recordedCache } from '../helpers/site';
 
 /** Not valid UTF-8: a round trip through a string would corrupt it. */
 const BINARY = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
@@ -151,14 +150,7 @@ describe('MemoryStore (unit)', () => {
 describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
   /** An app with the cache mounted, counted routes under `/p/:n`, a big page and a binary one. */
   function setup(options: IsrOptions) {
-    const clock = fakeClock();
-    const recorder = errorRecorder();
-    const cache = isr({
-      now: clock.now,
-      onError: recorder.onError,
-      logger: recorder.logger,
-      ...options,
-    });
+    const { clock, recorder, cache } = recordedCache(options);
     const app = createApp();
     const renders = new Map<string, number>();
     const count = (path: string) => renders.set(path, (renders.get(path) ?? 0) + 1);
@@ -344,9 +336,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       expect(binary.headers['x-isr-cache']).toBe('HIT');
       expect([...binary.body]).toEqual([...BINARY]);
       expect(b.renders('/binary')).toBe(0);
-
-      await a.cache.close();
-      await b.cache.close();
     });
   });
 

@@ -23,6 +23,7 @@ import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { createClient } from '@keyv/redis';
+import { sleep } from '../../helpers/time';
 
 export interface SoakOptions {
   seconds: number;
@@ -237,8 +238,6 @@ function postJson(
     req.end(payload);
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const { seconds, pages, instances: count, concurrency = 16 } = options;
