@@ -11,8 +11,12 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
 import { canonicalUrl, type QueryFilter, queryFilter } from '../../lib/request/cache-key';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 /** Sends `path` verbatim (fragment included, which supertest would strip). */
 async function rawGet(
@@ -47,6 +51,7 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
   function setup(options: IsrOptions = {}) {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, ...options });
+    cleanups.push(() => cache.close());
     const app: Express = createApp();
     let renders = 0;
     app.use(cache);
@@ -78,7 +83,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect(second.headers['x-isr-cache']).toBe('HIT');
       expect(second.text).toBe(first.text);
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('repeated names keep their order: ?t=b&t=a and ?t=a&t=b are different pages', async () => {
@@ -99,7 +103,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect(abAgain.headers['x-isr-cache']).toBe('HIT');
       expect(abAgain.text).toBe(ab.text);
       expect(renders()).toBe(2);
-      await cache.close();
     });
 
     test('utm_*, fbclid, gclid and msclkid are ignored by default, and the render does not see them', async () => {
@@ -122,7 +125,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
         expect(again.text).toBe(first.text);
       }
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('ignoreQuery: listed parameters are left out of the key and out of the render', async () => {
@@ -136,7 +138,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       const other = await request(app).get('/page?a=2&ref=twitter');
       expect(other.headers['x-isr-cache']).toBe('MISS');
       expect(renders()).toBe(2);
-      await cache.close();
     });
 
     test('allowQuery: only listed parameters are part of the key and seen by the render', async () => {
@@ -153,7 +154,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect(otherPage.headers['x-isr-cache']).toBe('MISS');
       expect(seen(otherPage.text).query).toEqual({ page: '3' });
       expect(renders()).toBe(2);
-      await cache.close();
     });
   });
 
@@ -164,6 +164,7 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       forwardHeaders: ['accept', 'accept-language', 'x-tenant'],
       key: (req, url) => `${req.headers['x-tenant'] ?? '-'} ${url}`,
     });
+    cleanups.push(() => cache.close());
     const app: Express = createApp();
     let renders = 0;
     app.use(cache);
@@ -188,13 +189,13 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
     expect(bAgain.headers['x-isr-cache']).toBe('HIT');
     expect(bAgain.text).toBe('<h1>home of globex</h1>');
     expect(renders).toBe(2);
-    await cache.close();
   });
 
   describe('path', () => {
     function routes() {
       const clock = fakeClock();
       const cache = isr({ now: clock.now });
+      cleanups.push(() => cache.close());
       const app: Express = createApp();
       const renders: Record<string, number> = {};
       const count = (name: string) => {
@@ -232,7 +233,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
         expect(encoded.text).toBe('<h1>blog 1</h1>');
       }
       expect(renders.blog).toBe(1);
-      await cache.close();
     });
 
     test('%2f and %2F share one entry', async () => {
@@ -245,7 +245,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect(upper.headers['x-isr-cache']).toBe('HIT');
       expect(upper.text).toBe('<h1>file a/b</h1>');
       expect(renders.file).toBe(1);
-      await cache.close();
     });
 
     test('/a%2Fb does not collide with /a/b', async () => {
@@ -262,7 +261,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect((await request(app).get('/a%2Fb')).text).toBe('<h1>one segment a/b</h1>');
       expect(renders['a/b']).toBe(1);
       expect(renders.one).toBe(1);
-      await cache.close();
     });
 
     test('/a/b and /ab never collide', async () => {
@@ -280,7 +278,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect(abAgain.text).toBe('<h1>one segment ab</h1>');
       expect(renders['a/b']).toBe(1);
       expect(renders.one).toBe(1);
-      await cache.close();
     });
 
     test('/blog and /blog/ are separate entries', async () => {
@@ -295,7 +292,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
       expect((await request(app).get('/blog')).text).toBe('<h1>blog 1</h1>');
       expect((await request(app).get('/blog/')).text).toBe('<h1>blog 2</h1>');
       expect(renders.blog).toBe(2);
-      await cache.close();
     });
   });
 
@@ -312,7 +308,6 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
     expect(other.headers['x-isr-cache']).toBe('HIT');
     expect(other.body).toBe(first.body);
     expect(renders()).toBe(1);
-    await cache.close();
   });
 });
 

@@ -9,10 +9,14 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, revalidateRouter } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { arrivals, listen } from '../helpers/http';
 import { recordedCache } from '../helpers/site';
 import { sleep, waitFor } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
@@ -26,6 +30,7 @@ describe.each(expressVersions)(
      */
     function setup(options: IsrOptions = {}, slowArrivals = 1) {
       const { clock, recorder, cache } = recordedCache(options);
+      cleanups.push(() => cache.close());
       const app = createApp();
       const gate = arrivals(slowArrivals);
       app.use(gate.middleware);
@@ -61,11 +66,10 @@ describe.each(expressVersions)(
 
     describe('Cache-Status', () => {
       test('MISS: express-isr; fwd=uri-miss; stored', async () => {
-        const { app, cache } = setup();
+        const { app } = setup();
         const res = await request(app).get('/page');
         expect(res.headers['x-isr-cache']).toBe('MISS');
         expect(res.headers['cache-status']).toBe('express-isr; fwd=uri-miss; stored');
-        await cache.close();
       });
 
       test('HIT: express-isr; hit; ttl=<seconds of freshness left>', async () => {
@@ -76,7 +80,6 @@ describe.each(expressVersions)(
         const res = await request(app).get('/page');
         expect(res.headers['x-isr-cache']).toBe('HIT');
         expect(res.headers['cache-status']).toBe('express-isr; hit; ttl=40');
-        await cache.close();
       });
 
       test('HIT of a page with revalidate: false: express-isr; hit, without ttl', async () => {
@@ -87,7 +90,6 @@ describe.each(expressVersions)(
         const res = await request(app).get('/forever');
         expect(res.headers['x-isr-cache']).toBe('HIT');
         expect(res.headers['cache-status']).toBe('express-isr; hit');
-        await cache.close();
       });
 
       test('STALE: express-isr; fwd=stale', async () => {
@@ -98,7 +100,6 @@ describe.each(expressVersions)(
         const res = await request(app).get('/page');
         expect(res.headers['x-isr-cache']).toBe('STALE');
         expect(res.headers['cache-status']).toBe('express-isr; fwd=stale');
-        await cache.close();
       });
 
       test('a request that waited for another request’s render says collapsed', async () => {
@@ -129,7 +130,7 @@ describe.each(expressVersions)(
       });
 
       test('BYPASS: express-isr; fwd=bypass; detail="<the reason>"', async () => {
-        const { app, cache } = setup();
+        const { app } = setup();
         const post = await request(app).post('/tagged');
         expect(post.headers['x-isr-cache']).toBe('BYPASS');
         expect(post.headers['cache-status']).toBe('express-isr; fwd=bypass; detail="method POST"');
@@ -143,7 +144,6 @@ describe.each(expressVersions)(
         const cookie = await request(app).get('/cookie');
         expect(cookie.headers['x-isr-cache']).toBe('BYPASS');
         expect(cookie.headers['cache-status']).toBe('express-isr; fwd=bypass; detail="set-cookie"');
-        await cache.close();
       });
 
       test('cacheStatus: false sends no Cache-Status; x-isr-cache stays', async () => {
@@ -162,7 +162,6 @@ describe.each(expressVersions)(
         check(await request(app).get('/cookie'));
         check(await request(app).post('/tagged'));
         expect(states).toEqual(['MISS', 'HIT', 'STALE', 'BYPASS', 'BYPASS']);
-        await cache.close();
       });
     });
 
@@ -183,7 +182,6 @@ describe.each(expressVersions)(
         expect(hit.headers['surrogate-key']).toBeUndefined();
         // An untagged page carries none.
         expect((await request(app).get('/page')).headers['cache-tag']).toBeUndefined();
-        await cache.close();
       });
 
       test("cdnTags: 'Surrogate-Key' sends Surrogate-Key: a b instead", async () => {
@@ -196,7 +194,6 @@ describe.each(expressVersions)(
         expect(hit.headers['x-isr-cache']).toBe('HIT');
         expect(hit.headers['surrogate-key']).toBe('a b');
         expect(hit.headers['cache-tag']).toBeUndefined();
-        await cache.close();
       });
 
       test('cdnTags: false sends neither header', async () => {
@@ -209,11 +206,10 @@ describe.each(expressVersions)(
           expect(res.headers['cache-tag']).toBeUndefined();
           expect(res.headers['surrogate-key']).toBeUndefined();
         }
-        await cache.close();
       });
 
       test('BYPASS responses carry no tags (request- and response-level)', async () => {
-        const { app, cache } = setup();
+        const { app } = setup();
         const auth = await request(app).get('/tagged').set('Authorization', 'Bearer user');
         const cookie = await request(app).get('/cookie');
         for (const res of [auth, cookie]) {
@@ -221,7 +217,6 @@ describe.each(expressVersions)(
           expect(res.headers['cache-tag']).toBeUndefined();
           expect(res.headers['surrogate-key']).toBeUndefined();
         }
-        await cache.close();
       });
     });
 
@@ -263,7 +258,6 @@ describe.each(expressVersions)(
         expect(calls.slice(5)).toEqual([
           { paths: ['/tagged'], tags: [], mode: 'stale', type: 'page' },
         ]);
-        await cache.close();
       });
 
       test('a hook that throws is reported (phase on-revalidate); the revalidation still happens', async () => {
@@ -282,7 +276,6 @@ describe.each(expressVersions)(
         expect(recorder.errors).toHaveLength(1);
         expect(recorder.errors[0].error.message).toBe('CDN purge refused');
         expect(recorder.errors[0].context.phase).toBe('on-revalidate');
-        await cache.close();
       });
 
       test('a hook that rejects is reported; the webhook still answers 200 and the page is stale', async () => {
@@ -307,7 +300,6 @@ describe.each(expressVersions)(
         expect(recorder.errors.map((e) => [e.context.phase, e.error.message])).toEqual([
           ['on-revalidate', 'CDN is down'],
         ]);
-        await cache.close();
       });
     });
   },

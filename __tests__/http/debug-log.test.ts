@@ -7,11 +7,15 @@
 import express, { type Request, type Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { errorRecorder } from '../helpers/collect';
 import { recordDebugLines } from '../helpers/debug-lines';
 import { freePort } from '../helpers/instances';
 import { recordedCache } from '../helpers/site';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 /** Lines `debug('express-isr')` writes while a test runs, without the date and namespace. */
 const debugLines = recordDebugLines();
@@ -59,6 +63,7 @@ describe('debug log', () => {
   test('the options are printed once, not again on requests', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now });
+    cleanups.push(() => cache.close());
     const app = express();
     app.use(cache);
     app.get('/p', (_req: Request, res: Response) => {
@@ -69,11 +74,11 @@ describe('debug log', () => {
     await request(app).get('/p');
     await request(app).get('/p');
     expect(debugLines.filter((line) => line.startsWith('options'))).toHaveLength(1);
-    await cache.close();
   });
 
   test('MISS → HIT → STALE → regeneration reads as a story, one line per decision', async () => {
     const { clock, cache } = recordedCache({ revalidate: 10 });
+    cleanups.push(() => cache.close());
     const app = express();
     let version = 1;
     app.use(cache);

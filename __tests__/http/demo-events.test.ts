@@ -40,6 +40,10 @@ beforeAll(async () => {
   await once(server, 'listening');
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
+// The spies a test puts on the shared demo's cache go even when its expect failed.
+afterEach(() => {
+  jest.restoreAllMocks();
+});
 afterAll(async () => {
   server?.closeAllConnections();
   server?.close();
@@ -102,8 +106,6 @@ test('GET /admin/events streams the table, then an event for a MISS and a HIT; l
   controller.abort();
   await waitFor('every listener removed', () => off.mock.calls.length >= added.length);
   expect(off.mock.calls.map(([name, listener]) => [name, listener])).toEqual(added);
-  on.mockRestore();
-  off.mockRestore();
 });
 
 test('the event stream wants the admin password', async () => {

@@ -8,9 +8,13 @@
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { recordDebugLines } from '../helpers/debug-lines';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 type Handler = (req: Request, res: Response) => void;
 
@@ -30,6 +34,7 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
   function setup(handler: Handler, options: IsrOptions = {}) {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, ...options });
+    cleanups.push(() => cache.close());
     const app: Express = createApp();
     let renders = 0;
     app.use(cache);
@@ -83,7 +88,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
         expect(get.headers['x-isr-cache']).toBe('MISS');
         expect(renders()).toBe(3);
         expect(logged('/page', `method ${method}`)).not.toHaveLength(0);
-        await cache.close();
       },
     );
 
@@ -100,7 +104,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(head.headers['content-length']).toBe(String(Buffer.byteLength('<h1>page</h1>')));
       expect(head.text ?? '').toBe('');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('a HEAD on a cold page stores the page a later GET gets in full', async () => {
@@ -115,7 +118,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(get.headers['x-isr-cache']).toBe('HIT');
       expect(get.text).toBe('<h1>page</h1>');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('a request with Authorization is BYPASS and its response is not stored', async () => {
@@ -138,7 +140,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(again.text).toBe('<h1>private to bob</h1>');
       expect(renders()).toBe(3);
       expect(logged('/page', 'authorization')).not.toHaveLength(0);
-      await cache.close();
     });
 
     test('the bypass option makes a request BYPASS, rendered and not stored', async () => {
@@ -157,7 +158,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(previewAgain.headers['x-isr-cache']).toBe('BYPASS');
       expect(renders()).toBe(3);
       expect(logged('/page', 'bypass option')).not.toHaveLength(0);
-      await cache.close();
     });
   });
 
@@ -255,7 +255,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
         const lines = logged('/page', reason);
         expect(lines).not.toHaveLength(0);
         expect(lines.join('\n')).toMatch(/bypass|not stored/i);
-        await cache.close();
       },
     );
   });
@@ -275,7 +274,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
     expect(second.headers['cache-status']).not.toMatch(/stored/);
     expect(renders()).toBe(2);
     expect(logged('/page', '500')).not.toHaveLength(0);
-    await cache.close();
   });
 
   describe('statuses and contentTypes options', () => {
@@ -295,7 +293,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>no such post</h1>');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test("contentTypes: ['*/*'] stores JSON", async () => {
@@ -313,12 +310,12 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(hit.headers['content-type']).toMatch(/^application\/json/);
       expect(hit.body).toEqual({ page: 1 });
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test("contentTypes: ['text/*'] stores text/plain but not JSON", async () => {
       const clock = fakeClock();
       const cache = isr({ now: clock.now, contentTypes: ['text/*'] });
+      cleanups.push(() => cache.close());
       const app: Express = createApp();
       let textRenders = 0;
       let jsonRenders = 0;
@@ -343,7 +340,6 @@ describe.each(expressVersions)('eligibility (%s)', (_name, createApp) => {
       expect(textRenders).toBe(1);
       expect(jsonRenders).toBe(3); // the shared render, then each visitor's own
       expect(logged('/json', 'application/json')).not.toHaveLength(0);
-      await cache.close();
     });
   });
 });
@@ -358,6 +354,7 @@ describe('paths too deep to cache', () => {
     ['a long query string is fine', `/page?q=${'a'.repeat(1100)}`, 'MISS'],
   ])('%s', async (_name, url, state) => {
     const cache = isr();
+    cleanups.push(() => cache.close());
     const app = expressVersions[0][1]();
     app.use(cache);
     app.use((_req, res) => {
@@ -366,6 +363,5 @@ describe('paths too deep to cache', () => {
     const answer = await request(app).get(url);
     expect(answer.headers['x-isr-cache']).toBe(state);
     if (state === 'BYPASS') expect(answer.headers['cache-status']).toContain('path too deep');
-    await cache.close();
   });
 });

@@ -9,10 +9,14 @@ import type { Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrMiddleware, type IsrOptions, isRegeneration, revalidateRouter } from '../../lib';
 import type { IsrEventName, IsrEvents } from '../../lib/observability/observer';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { arrivals, listen } from '../helpers/http';
 import { recordedCache } from '../helpers/site';
 import { sleep, waitFor } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
@@ -51,6 +55,7 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
    */
   function setup(options: IsrOptions = {}, slowArrivals = 1) {
     const { clock, recorder, cache } = recordedCache({ revalidate: 10, ...options });
+    cleanups.push(() => cache.close());
     const app = createApp();
     const gate = arrivals(slowArrivals);
     const state = { version: 1, renders: 0, slowRenders: 0, failRegenerations: false };
@@ -93,7 +98,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect(res.headers['x-isr-cache']).toBe('HIT');
     expect(hits).toEqual([{ key: '/page?a=1&b=2', age: 4 }]);
     expect(state.renders).toBe(1);
-    await cache.close();
   });
 
   test('stale: { key, age, reason } for a page past its window, and after revalidatePath', async () => {
@@ -115,7 +119,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect(stale[1]).toEqual({ key: '/page', age: 1, reason: expect.any(String) });
     expect(stale[1].reason).not.toBe(stale[0].reason);
     expect(stale[1].reason).not.toBe('');
-    await cache.close();
   });
 
   test('miss: { key } for the request that renders and for each request that waited for it', async () => {
@@ -155,7 +158,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
       { url: '/page', reason: 'authorization' },
       { url: '/cookie', reason: 'set-cookie' },
     ]);
-    await cache.close();
   });
 
   test('regenerate:start and regenerate:success { key, url, duration, bytes }', async () => {
@@ -182,7 +184,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
       },
     ]);
     expect(successes[0].duration).toBeGreaterThanOrEqual(0);
-    await cache.close();
   });
 
   test('regenerate:error { error, attempt, nextRetryAt }, attempt growing on the next retry', async () => {
@@ -218,7 +219,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect(failures[1].nextRetryAt).toBeGreaterThan(clock.now());
     expect(successes).toEqual([]);
     expect(recorder.errors.map((e) => e.context.phase)).toEqual(['regenerate', 'regenerate']);
-    await cache.close();
   });
 
   test("revalidate from the methods: { paths, tags, mode, source: 'api' }", async () => {
@@ -234,7 +234,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
       { paths: [], tags: ['posts'], mode: 'regenerate', source: 'api' },
       { paths: ['/a', '/b'], tags: ['x', 'y'], mode: 'expire', source: 'api' },
     ]);
-    await cache.close();
   });
 
   test("revalidate from the webhook: one event with source 'webhook', none for its own POST", async () => {
@@ -260,7 +259,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
       { paths: ['/page', '/other'], tags: ['a', 'b'], mode: 'expire', source: 'webhook' },
       { paths: ['/page'], tags: [], mode: 'stale', source: 'unsafe-method' },
     ]);
-    await cache.close();
   });
 
   test("revalidate from a successful POST to a page: source 'unsafe-method'; a failed one: none", async () => {
@@ -275,7 +273,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect(revalidations).toEqual([
       { paths: ['/page'], tags: [], mode: 'stale', source: 'unsafe-method' },
     ]);
-    await cache.close();
   });
 
   test('store:error { error }: once per outage, again for the next outage', async () => {
@@ -308,7 +305,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect((await request(app).get('/page')).status).toBe(200);
     await cache.idle();
     expect(storeErrors).toHaveLength(2);
-    await cache.close();
   });
 
   test('off() stops delivery to that listener; other listeners still get the event', async () => {
@@ -332,7 +328,6 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     await request(app).get('/page');
     expect(removed).toHaveLength(1);
     expect(kept).toHaveLength(3);
-    await cache.close();
   });
 
   test('with no listener the cache behaves the same: MISS, HIT, STALE, new page, BYPASS', async () => {
@@ -355,6 +350,5 @@ describe.each(expressVersions)('events (%s)', (_name, createApp: ExpressFactory)
     expect(fresh.text).toBe('<h1>version 2</h1>');
     expect((await request(app).get('/cookie')).headers['x-isr-cache']).toBe('BYPASS');
     expect(state.renders).toBe(2);
-    await cache.close();
   });
 });

@@ -4,8 +4,12 @@ import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
 import { windowsFromHeaders } from '../../lib/invalidation/header-policy';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 const createApp = expressVersions[0][1];
 
@@ -19,6 +23,7 @@ function site(headers: Record<string, string>, options: Parameters<typeof isr>[0
     staleIfError: 1000,
     ...options,
   });
+  cleanups.push(() => cache.close());
   const app = createApp();
   let renders = 0;
   let failing = false;
@@ -61,7 +66,6 @@ test('Cache-Control: s-maxage sets the window, stale-while-revalidate maxStale',
   expect(await s.state()).toBe('STALE'); // regenerated: a new window starts now
   s.clock.advanceSeconds(30 + 101);
   expect(await s.state()).toBe('MISS'); // past its own maxStale (100), within the option's
-  await s.cache.close();
 });
 
 test('the Cache-Control sent on stays consistent with what was stored', async () => {
@@ -75,7 +79,6 @@ test('the Cache-Control sent on stays consistent with what was stored', async ()
     'public, max-age=5, s-maxage=30, stale-while-revalidate=100, stale-if-error=150',
   );
   expect((await s.cache.entry('/page'))?.revalidate).toBe(30);
-  await s.cache.close();
 });
 
 test('CDN-Cache-Control (RFC 9213) wins over Cache-Control, and is consumed: the window goes on in Cache-Control', async () => {
@@ -91,7 +94,6 @@ test('CDN-Cache-Control (RFC 9213) wins over Cache-Control, and is consumed: the
   const hit = await request(s.app).get('/page');
   expect(hit.headers['cdn-cache-control']).toBeUndefined();
   expect(hit.headers['cache-control']).toContain('s-maxage=20, stale-while-revalidate=40');
-  await s.cache.close();
 });
 
 test('Surrogate-Control is read (max-age=fresh+stale too) and consumed: never sent on', async () => {
@@ -106,7 +108,6 @@ test('Surrogate-Control is read (max-age=fresh+stale too) and consumed: never se
   await s.cache.idle();
   s.clock.advanceSeconds(20 + 31);
   expect(await s.state()).toBe('MISS');
-  await s.cache.close();
 });
 
 test.each([
@@ -122,7 +123,6 @@ test.each([
   expect(await s.cache.entry('/page')).toBeUndefined();
   // One render for each visitor, one shared render to find out: no more.
   expect(s.renders()).toBeLessThanOrEqual(3);
-  await s.cache.close();
 });
 
 test('max-age alone is the browser’s: the revalidate option applies', async () => {
@@ -131,7 +131,6 @@ test('max-age alone is the browser’s: the revalidate option applies', async ()
   s.clock.advanceSeconds(59);
   expect(await s.state()).toBe('HIT');
   expect((await s.cache.entry('/page'))?.revalidate).toBe(60);
-  await s.cache.close();
 });
 
 test('must-revalidate: never served stale, not even in place of an error', async () => {
@@ -143,7 +142,6 @@ test('must-revalidate: never served stale, not even in place of an error', async
   s.fail();
   const answer = await request(s.app).get('/page');
   expect(answer.status).toBe(500);
-  await s.cache.close();
 });
 
 test('res.isr() wins over the headers', async () => {
@@ -151,7 +149,6 @@ test('res.isr() wins over the headers', async () => {
   await s.state('/route-says');
   s.clock.advanceSeconds(11);
   expect(await s.state('/route-says')).toBe('STALE');
-  await s.cache.close();
 });
 
 test('policyFromHeaders: false — the options (and res.isr) alone set the policy', async () => {
@@ -159,7 +156,6 @@ test('policyFromHeaders: false — the options (and res.isr) alone set the polic
   expect(await s.state()).toBe('MISS');
   expect(await s.state()).toBe('HIT');
   expect((await s.cache.entry('/page'))?.revalidate).toBe(60);
-  await s.cache.close();
 });
 
 test('where a field is absent, the option applies', async () => {
@@ -167,7 +163,6 @@ test('where a field is absent, the option applies', async () => {
   await s.state();
   s.clock.advanceSeconds(30 + 6);
   expect(await s.state()).toBe('MISS');
-  await s.cache.close();
 });
 
 describe('windowsFromHeaders (unit)', () => {

@@ -8,9 +8,13 @@ import compression from 'compression';
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, MemoryStore } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { decodeBody, rawRequest } from '../helpers/http';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 const START = Date.UTC(2026, 0, 1);
 /** A page well over the 1 KB compression threshold, and compressible. */
@@ -25,6 +29,7 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
   ) {
     const clock = fakeClock(START);
     const cache = isr({ now: clock.now, ...options });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let renders = 0;
     app.use(cache);
@@ -61,7 +66,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(conditional.headers['x-isr-cache']).toBe('HIT');
       expect(conditional.text).toBeFalsy();
       expect(conditional.headers.etag).toBe(etag);
-      await cache.close();
     });
 
     test('a streamed page without an ETag gets a strong one, the same on every replay', async () => {
@@ -82,7 +86,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
 
       const conditional = await request(app).get('/page').set('If-None-Match', first.headers.etag);
       expect(conditional.status).toBe(304);
-      await cache.close();
     });
 
     test("with app.set('etag', false) the MISS already carries the strong ETag the HITs carry", async () => {
@@ -102,7 +105,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       const conditional = await request(app).get('/page').set('If-None-Match', miss.headers.etag);
       expect(conditional.status).toBe(304);
       expect(conditional.headers['x-isr-cache']).toBe('HIT');
-      await cache.close();
     });
 
     test('If-None-Match matching on the MISS itself gets a 304, and the full page is stored', async () => {
@@ -122,7 +124,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>version 1</h1>');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('If-None-Match: * gets a 304; a non-matching one gets the page', async () => {
@@ -139,7 +140,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(other.status).toBe(200);
       expect(other.headers['x-isr-cache']).toBe('HIT');
       expect(other.text).toBe('<h1>star</h1>');
-      await cache.close();
     });
   });
 
@@ -173,7 +173,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         .set('If-Modified-Since', 'Tue, 23 Dec 2025 10:00:00 GMT');
       expect(earlier.status).toBe(200);
       expect(earlier.text).toBe('<h1>dated</h1>');
-      await cache.close();
     });
   });
 
@@ -192,7 +191,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>full body</h1>');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('If-None-Match: * on the first request, then a plain HIT with the full body', async () => {
@@ -207,7 +205,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.status).toBe(200);
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>full body</h1>');
-      await cache.close();
     });
 
     test('a later If-Modified-Since on the first request, then a plain HIT with the full body', async () => {
@@ -225,7 +222,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.status).toBe(200);
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>full body</h1>');
-      await cache.close();
     });
   });
 
@@ -248,7 +244,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(twelve.headers['x-isr-cache']).toBe('HIT');
       expect(twelve.headers.date).toBe(generated);
       expect(twelve.headers.age).toBe('12');
-      await cache.close();
     });
   });
 
@@ -271,7 +266,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         'stale-while-revalidate=600',
         'stale-if-error=3600',
       ]);
-      await cache.close();
     });
 
     test('a STALE replay carries s-maxage=0', async () => {
@@ -289,7 +283,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       // staleIfError 0: no stale-if-error at all.
       expect(directives).toEqual(['s-maxage=0', 'stale-while-revalidate=600']);
       await cache.idle();
-      await cache.close();
     });
 
     test("the app's own directives are kept and merged", async () => {
@@ -325,12 +318,12 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         ]),
       );
       expect(directives.filter((d) => d.startsWith('s-maxage'))).toHaveLength(1);
-      await cache.close();
     });
 
     test("cacheControl: false leaves the app's header unchanged and adds none", async () => {
       const clock = fakeClock(START);
       const cache = isr({ now: clock.now, cacheControl: false });
+      cleanups.push(() => cache.close());
       const app = createApp();
       app.use(cache);
       app.get('/own', (_req, res) => {
@@ -351,7 +344,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(ownHit.headers['cache-control']).toBe('public, max-age=30');
       expect(noneHit.headers['x-isr-cache']).toBe('HIT');
       expect(noneHit.headers['cache-control']).toBeUndefined();
-      await cache.close();
     });
 
     test('a custom cacheControl function builds the header', async () => {
@@ -374,11 +366,10 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.headers['cache-control']).toBe('public, max-age=45, x-state=HIT');
       expect(calls).toContainEqual({ revalidate: 60, age: 15, state: 'HIT' });
-      await cache.close();
     });
 
     test("BYPASS responses never get the cache's Cache-Control", async () => {
-      const { app, cache } = setup((_req, res) => {
+      const { app } = setup((_req, res) => {
         res.send('<h1>page</h1>');
       });
       app.post('/page', (_req, res) => {
@@ -401,7 +392,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       const authorized = await request(app).get('/page').set('Authorization', 'Bearer x');
       expect(authorized.headers['x-isr-cache']).toBe('BYPASS');
       expect(authorized.headers['cache-control']).toBeUndefined();
-      await cache.close();
     });
   });
 
@@ -422,7 +412,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(Number(hit.headers['content-length'])).toBe(hit.body.length);
       expect(hit.body.length).toBeLessThan(Buffer.byteLength(BIG_PAGE));
       expect(zlib.brotliDecompressSync(hit.body).toString()).toBe(BIG_PAGE);
-      await cache.close();
     });
 
     test.each([
@@ -437,7 +426,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['content-encoding']).toBe(expected);
       expect(varyList(hit.headers.vary)).toContain('accept-encoding');
       expect(decodeBody(hit).toString()).toBe(BIG_PAGE);
-      await cache.close();
     });
 
     test.each([
@@ -452,7 +440,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(varyList(hit.headers.vary)).toContain('accept-encoding');
       expect(hit.body.toString()).toBe(BIG_PAGE);
       expect(hit.headers['content-length']).toBe(String(Buffer.byteLength(BIG_PAGE)));
-      await cache.close();
     });
 
     test('a page under 1 KB has no variants', async () => {
@@ -466,7 +453,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         expect(hit.headers['content-encoding']).toBeUndefined();
         expect(hit.body.toString()).toBe(SMALL_PAGE);
       }
-      await cache.close();
     });
 
     test('compress: false never encodes', async () => {
@@ -478,7 +464,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         expect(hit.headers['content-encoding']).toBeUndefined();
         expect(hit.body.toString()).toBe(BIG_PAGE);
       }
-      await cache.close();
     });
   });
 
@@ -489,6 +474,7 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
     function compressedSetup() {
       const store = new MemoryStore();
       const cache = isr({ now: fakeClock(START).now, store });
+      cleanups.push(() => cache.close());
       const app = createApp();
       if (compressionFirst) {
         app.use(compression({ threshold: 0 }));
@@ -534,7 +520,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(viaSupertest.headers['x-isr-cache']).toBe('HIT');
       expect(viaSupertest.text).toBe(BIG_PAGE);
       expect(renders()).toBe(1);
-      await cache.close();
     });
   });
 
@@ -567,7 +552,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(deAgain.headers['x-isr-cache']).toBe('HIT');
       expect(deAgain.text).toBe('<h1>page in de</h1>');
       expect(renderedFor).toEqual(['fr', 'de']);
-      await cache.close();
     });
   });
 
@@ -593,7 +577,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['keep-alive'] ?? '').not.toContain('timeout=99');
       expect(hit.headers['transfer-encoding']).toBeUndefined();
       expect(hit.headers['content-length']).toBe(String(Buffer.byteLength('<h1>hop by hop</h1>')));
-      await cache.close();
     });
 
     test('a response with Set-Cookie is never stored, so its cookie is never replayed', async () => {
@@ -611,7 +594,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(String(first.headers['set-cookie'])).toContain('session-1');
       expect(String(second.headers['set-cookie'])).toContain('session-2');
       expect(renders()).toBe(2);
-      await cache.close();
     });
   });
 
@@ -619,6 +601,7 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
     function editableSetup(options: IsrOptions = {}, editStatus = 200) {
       const clock = fakeClock(START);
       const cache = isr({ now: clock.now, ...options });
+      cleanups.push(() => cache.close());
       const app = createApp();
       let version = 1;
       let renders = 0;
@@ -654,7 +637,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
         const fresh = await request(app).get('/item');
         expect(fresh.headers['x-isr-cache']).toBe('HIT');
         expect(fresh.text).toBe('<h1>item v2</h1>');
-        await cache.close();
       },
     );
 
@@ -670,7 +652,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>item v1</h1>');
       expect(renders()).toBe(1);
-      await cache.close();
     });
 
     test('invalidateOnUnsafe: false leaves the page fresh after a successful POST', async () => {
@@ -686,7 +667,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       expect(hit.text).toBe('<h1>item v1</h1>');
       await cache.idle();
       expect(renders()).toBe(1);
-      await cache.close();
     });
   });
 
@@ -711,7 +691,6 @@ describe.each(expressVersions)('HTTP semantics (%s)', (_name, createApp) => {
       const raw = await rawRequest(app, '/page', {}, 'HEAD');
       expect(raw.headers['x-isr-cache']).toBe('HIT');
       expect(raw.body.length).toBe(0);
-      await cache.close();
     });
   });
 });

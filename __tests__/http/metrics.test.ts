@@ -8,14 +8,19 @@ import express, { type Request, type Response } from 'express';
 import client from 'prom-client';
 import request from 'supertest';
 import { type IsrOptions, isRegeneration, isr, revalidateRouter } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { recordedCache } from '../helpers/site';
 import { sleep, waitFor } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 const SECRET = 'a-webhook-secret-long-enough-1234';
 
 /** `/page` (new version on each render), `/flaky` (its regenerations throw), `/cookie`. */
 function setup(options: IsrOptions = {}) {
   const { clock, recorder, cache } = recordedCache({ revalidate: 10, ...options });
+  cleanups.push(() => cache.close());
   const app = express();
   let renders = 0;
   app.use(cache);
@@ -97,7 +102,6 @@ describe('cache.stats()', () => {
     expect(stats.regenerations.duration.count).toBe(0);
     expect(stats.revalidations).toEqual({ stale: 0, expire: 0, regenerate: 0 });
     expect(stats.storeErrors).toBe(0);
-    await cache.close();
   });
 
   test('counts requests by state, bypass reasons, regenerations and revalidations', async () => {
@@ -114,7 +118,6 @@ describe('cache.stats()', () => {
     expect(stats.revalidations).toEqual({ stale: 2, expire: 1, regenerate: 1 });
     expect(stats.storeErrors).toBe(0);
     expect(site.recorder.errors.map((e) => e.context.phase)).toEqual(['regenerate']);
-    await site.cache.close();
   });
 
   test('the duration histogram counts each successful regeneration, buckets cumulative', async () => {
@@ -131,7 +134,6 @@ describe('cache.stats()', () => {
     expect(counts[counts.length - 1]).toBe(1);
     const bounds = duration.buckets.map((b) => b.le);
     expect([...bounds].sort((a, b) => a - b)).toEqual(bounds);
-    await site.cache.close();
   });
 
   test('a snapshot is a copy: later requests do not change it', async () => {
@@ -142,7 +144,6 @@ describe('cache.stats()', () => {
     await request(app).get('/page');
     expect(before.requests).toEqual({ hit: 0, stale: 0, miss: 1, bypass: 0 });
     expect(cache.stats().requests).toEqual({ hit: 1, stale: 0, miss: 1, bypass: 0 });
-    await cache.close();
   });
 
   test('counts store errors once per outage', async () => {
@@ -174,7 +175,6 @@ describe('cache.stats()', () => {
     await cache.idle();
     expect(cache.stats().storeErrors).toBe(2);
     expect(await registry.metrics()).toMatch(/^express_isr_store_errors_total 2$/m);
-    await cache.close();
   });
 });
 
@@ -196,7 +196,6 @@ describe('Prometheus through prom-client (metrics: { registry })', () => {
     expect(text).toContain('express_isr_revalidations_total{mode="expire",source="api"} 1');
     expect(text).toContain('express_isr_revalidations_total{mode="regenerate",source="api"} 1');
     expect(text).toMatch(/^express_isr_store_errors_total 0$/m);
-    await site.cache.close();
   });
 
   test('revalidations are labelled by source: webhook and unsafe-method', async () => {
@@ -224,7 +223,6 @@ describe('Prometheus through prom-client (metrics: { registry })', () => {
     );
     // One webhook call with several targets is one revalidation; its own POST is not another.
     expect(cache.stats().revalidations).toEqual({ stale: 1, expire: 1, regenerate: 0 });
-    await cache.close();
   });
 
   test('prefix renames the metrics', async () => {
@@ -237,7 +235,6 @@ describe('Prometheus through prom-client (metrics: { registry })', () => {
     expect(text).toContain('shop_cache_requests_total{state="hit"} 1');
     expect(text).toContain('shop_cache_requests_total{state="miss"} 1');
     expect(text).not.toContain('express_isr_');
-    await cache.close();
   });
 
   test('metrics: { registry: {} } throws a TypeError naming metrics', () => {

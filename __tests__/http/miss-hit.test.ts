@@ -1,12 +1,17 @@
 import request from 'supertest';
 import { isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 describe.each(expressVersions)('MISS then HIT (%s)', (_name, createApp) => {
   function setup() {
     const clock = fakeClock();
     const cache = isr({ now: clock.now });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let renders = 0;
     app.use(cache);
@@ -39,6 +44,5 @@ describe.each(expressVersions)('MISS then HIT (%s)', (_name, createApp) => {
     expect(second.headers['content-length']).toBe(String(Buffer.byteLength('<h1>render 1</h1>')));
     expect(second.headers['x-secret-hop']).toBeUndefined();
     expect(renders()).toBe(1);
-    await cache.close();
   });
 });

@@ -7,7 +7,11 @@
 import express from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr, MemoryStore } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 /** [option, impossible value, how the message shows the value it got] */
 const impossible: [keyof IsrOptions, unknown, string][] = [
@@ -98,14 +102,14 @@ describe('possible options are accepted', () => {
     ['store: a MemoryStore', { store: new MemoryStore({ maxSize: 1024 }) }],
   ])('%s', async (_label, options) => {
     const cache = isr(options);
+    cleanups.push(() => cache.close());
     expect(typeof cache).toBe('function');
-    await cache.close();
   });
 
   test('isr() with no argument at all', async () => {
     const cache = isr();
+    cleanups.push(() => cache.close());
     expect(typeof cache).toBe('function');
-    await cache.close();
   });
 });
 
@@ -113,6 +117,7 @@ describe('an explicit undefined keeps the default', () => {
   test('revalidate: undefined is still 60 s', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: undefined });
+    cleanups.push(() => cache.close());
     const app = express();
     let renders = 0;
     app.use(cache);
@@ -127,7 +132,6 @@ describe('an explicit undefined keeps the default', () => {
     expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('HIT');
     clock.advanceSeconds(2);
     expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('STALE');
-    await cache.close();
   });
 
   test('statuses, contentTypes and forwardHeaders: undefined keep their defaults', async () => {
@@ -139,6 +143,7 @@ describe('an explicit undefined keeps the default', () => {
       forwardHeaders: undefined,
       ignoreQuery: undefined,
     });
+    cleanups.push(() => cache.close());
     const app = express();
     app.use(cache);
     app.get('/page', (req, res) => {
@@ -160,7 +165,6 @@ describe('an explicit undefined keeps the default', () => {
     await cache.idle();
     const again = await request(app).get('/page').set('Accept-Language', 'de');
     expect(again.headers['x-isr-cache']).toBe('HIT');
-    await cache.close();
   });
 });
 

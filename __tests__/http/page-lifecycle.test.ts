@@ -6,8 +6,12 @@
 import type { Express, Request, Response } from 'express';
 import request from 'supertest';
 import { isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 type Mode = 'ok' | 'throw' | '500' | 'hang';
 
@@ -23,6 +27,7 @@ function site(createApp: () => Express, options: Parameters<typeof isr>[0] = {})
     onError: (error) => errors.push(error.message),
     ...options,
   });
+  cleanups.push(() => cache.close());
   const app = createApp();
   let mode: Mode = 'ok';
   let renders = 0;
@@ -68,7 +73,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     expect(stale.text).toBe('<h1>render 1</h1>');
     await s.cache.idle();
     expect((await request(s.app).get('/page')).text).toBe('<h1>render 2</h1>');
-    await s.cache.close();
   });
 
   test('past maxStale the next request renders (MISS), and waits for the new page', async () => {
@@ -82,7 +86,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     await s.cache.idle();
     expect((await request(s.app).get('/page')).headers['x-isr-cache']).toBe('HIT');
     expect((await s.cache.entry('/page'))?.state).toBe('fresh');
-    await s.cache.close();
   });
 
   test.each([
@@ -112,7 +115,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
       expect(again.headers['x-isr-cache']).toBe('STALE');
       expect(again.text).toBe('<h1>render 1</h1>');
       expect(s.renders()).toBe(renders);
-      await s.cache.close();
     },
   );
 
@@ -126,7 +128,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     expect(answer.status).toBe(500);
     expect(answer.headers['x-isr-cache']).toBe('MISS');
     expect(answer.text).toBe('<h1>CMS down</h1>');
-    await s.cache.close();
   });
 
   test('a page never stored gets the app’s error, not a stale page', async () => {
@@ -135,7 +136,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     const answer = await request(s.app).get('/page');
     expect(answer.status).toBe(500);
     expect(answer.headers['x-isr-cache']).toBe('MISS');
-    await s.cache.close();
   });
 
   test('a page expired on demand is never a stand-in for a failed render', async () => {
@@ -147,7 +147,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     const answer = await request(s.app).get('/page');
     expect(answer.status).toBe(500);
     expect(answer.text).not.toContain('render 1');
-    await s.cache.close();
   });
 
   test('an on-demand stale counts maxStale from the invalidation, not from the window', async () => {
@@ -165,7 +164,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     const past = await request(s.app).get('/page');
     // Past maxStale its render is tried with the visitor waiting; it fails: stale-if-error.
     expect(past.headers['cache-status']).toContain('stale-if-error');
-    await s.cache.close();
   });
 
   test('maxStale: false serves stale for ever (the previous behaviour)', async () => {
@@ -178,7 +176,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     expect(stale.headers['x-isr-cache']).toBe('STALE');
     expect(stale.text).toBe('<h1>render 1</h1>');
     await s.cache.idle();
-    await s.cache.close();
   });
 
   test('staleIfError: 0 — past maxStale a failed render is the app’s error', async () => {
@@ -188,7 +185,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     s.clock.advanceSeconds(60 + 601);
     s.fail('500');
     expect((await request(s.app).get('/page')).status).toBe(500);
-    await s.cache.close();
   });
 
   test('res.isr({ maxStale, staleIfError }) overrides the options for its page', async () => {
@@ -202,7 +198,6 @@ describe.each(expressVersions)('a page’s bounded life (%s)', (_name, createApp
     s.clock.advanceSeconds(21); // past its own staleIfError (20)
     const past = await request(s.app).get('/route-config');
     expect(past.status).toBe(500);
-    await s.cache.close();
   });
 });
 

@@ -6,10 +6,14 @@
 import type { Request, Response } from 'express';
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { errorRecorder } from '../helpers/collect';
 import { expressVersions } from '../helpers/express';
 import { recordedCache } from '../helpers/site';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 type Behaviour = 'ok' | 'throw' | 'status 500' | 'status 404' | 'never answers' | 'async reject';
 
@@ -28,6 +32,7 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
    */
   function setup() {
     const { clock, recorder, cache } = recordedCache({ revalidate: 10, regenerateTimeout: 100 });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let behaviour: Behaviour = 'ok';
     let version = 1;
@@ -113,7 +118,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       // The old page is still what everyone gets.
       await expectOldPage(s);
       await expectOldPage(s);
-      await s.cache.close();
     });
 
     test('is not retried on the very next request, but is once about a second has passed', async () => {
@@ -133,7 +137,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       expect(s.renders()).toBe(3);
       expect(s.errors).toHaveLength(2);
       expect(s.errors[1].context).toMatchObject({ phase: 'regenerate', key: '/page', attempt: 2 });
-      await s.cache.close();
     });
 
     test('once the app recovers, the page is replaced', async () => {
@@ -152,7 +155,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>version 2</h1>');
       expect(s.errors).toHaveLength(1);
-      await s.cache.close();
     });
   });
 
@@ -193,7 +195,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
     s.clock.advance(30_500);
     await expectOldPage(s);
     expect(s.renders()).toBe(14);
-    await s.cache.close();
   });
 
   test('retryAt tells when the next attempt may start: about 1 s, then longer, never over 60 s', async () => {
@@ -213,7 +214,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
     expect(delays[1]).toBeGreaterThan(delays[0]);
     for (const delay of delays) expect(delay).toBeLessThanOrEqual(60_000);
     expect(delays[9]).toBeGreaterThanOrEqual(30_000);
-    await s.cache.close();
   });
 
   test('the error never reaches the default logger when onError is given, and clients never see it', async () => {
@@ -224,13 +224,13 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
     expect(res.text).not.toMatch(/template exploded/);
     expect(s.errors[0].error.message).toMatch(/template exploded/);
     expect(s.logged).toEqual([]);
-    await s.cache.close();
   });
 
   describe('a MISS whose route errors', () => {
     function failingMiss() {
       const clock = fakeClock();
       const cache = isr({ now: clock.now, onError: errorRecorder().onError });
+      cleanups.push(() => cache.close());
       const app = createApp();
       let renders = 0;
       let healthy = false;
@@ -290,7 +290,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       const hit = await request(app).get('/broken');
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe('<h1>render 3</h1>');
-      await cache.close();
     });
 
     test('a route that throws on a MISS gets the app error handler answer, not cached', async () => {
@@ -304,7 +303,6 @@ describe.each(expressVersions)('regeneration errors (%s)', (_name, createApp) =>
       const second = await request(app).get('/throws');
       expect(second.status).toBe(500);
       expect(renders()).toBe(2);
-      await cache.close();
     });
   });
 });

@@ -10,8 +10,12 @@ import type { ErrorRequestHandler, Express, Request, Response } from 'express';
 import request from 'supertest';
 import ts from 'typescript';
 import { type CacheEntry, type IsrOptions, isr, MemoryStore } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 type Handler = (req: Request, res: Response) => void;
 
@@ -22,6 +26,7 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     const clock = fakeClock();
     const store = new MemoryStore();
     const cache = isr({ now: clock.now, store, ...options });
+    cleanups.push(() => cache.close());
     const app: Express = createApp();
     let renders = 0;
     app.use(cache);
@@ -60,7 +65,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     const entry = store.get('/page') as CacheEntry;
     expect([...new Set(entry.tags)].sort()).toEqual(['author-7', 'post-1', 'posts']);
     expect(entry.revalidate).toBe(30);
-    await cache.close();
   });
 
   test('the last revalidate wins (a longer one last)', async () => {
@@ -72,7 +76,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     await prime(app, cache);
     expect(await stateAfter(app, clock, 99)).toBe('HIT');
     expect(await stateAfter(app, clock, 2)).toBe('STALE');
-    await cache.close();
   });
 
   test('the last revalidate wins (a shorter one last)', async () => {
@@ -83,7 +86,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     await prime(app, cache);
     expect(await stateAfter(app, clock, 4)).toBe('HIT');
     expect(await stateAfter(app, clock, 2)).toBe('STALE');
-    await cache.close();
   });
 
   test('the global default revalidate is 60 s', async () => {
@@ -91,7 +93,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     await prime(app, cache);
     expect(await stateAfter(app, clock, 59)).toBe('HIT');
     expect(await stateAfter(app, clock, 2)).toBe('STALE');
-    await cache.close();
   });
 
   test('the revalidate option sets the window', async () => {
@@ -99,7 +100,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     await prime(app, cache);
     expect(await stateAfter(app, clock, 9)).toBe('HIT');
     expect(await stateAfter(app, clock, 2)).toBe('STALE');
-    await cache.close();
   });
 
   test('res.isr({ revalidate: 3600 }) overrides the global revalidate', async () => {
@@ -113,7 +113,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     expect(await stateAfter(app, clock, 11)).toBe('HIT');
     expect(await stateAfter(app, clock, 3599 - 11)).toBe('HIT');
     expect(await stateAfter(app, clock, 2)).toBe('STALE');
-    await cache.close();
   });
 
   test('res.isr({ revalidate: false }) never goes stale by time', async () => {
@@ -125,7 +124,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     expect(await stateAfter(app, clock, 400 * DAY)).toBe('HIT');
     await cache.idle();
     expect(renders()).toBe(1);
-    await cache.close();
   });
 
   test('the option revalidate: false never goes stale by time', async () => {
@@ -134,7 +132,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     expect(await stateAfter(app, clock, 400 * DAY)).toBe('HIT');
     await cache.idle();
     expect(renders()).toBe(1);
-    await cache.close();
   });
 
   test.each([
@@ -142,7 +139,7 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     ['res.isr({ revalidate: "10" })', { revalidate: '10' }, /revalidate/, '"10"'],
     ['res.isr({ tags: "x" })', { tags: 'x' }, /tags/, '"x"'],
   ])('%s throws a TypeError that reaches the error handler', async (_label, config, names, got) => {
-    const { app, cache, renders } = setup((_req, res) => {
+    const { app, renders } = setup((_req, res) => {
       res.isr(config as unknown as Parameters<Response['isr']>[0]);
     });
     const response = await request(app).get('/page');
@@ -151,7 +148,6 @@ describe.each(expressVersions)('res.isr() and revalidate windows (%s)', (_name, 
     expect(response.text).toMatch(names);
     expect(response.text).toContain(got);
     expect(renders()).toBe(1);
-    await cache.close();
   });
 });
 

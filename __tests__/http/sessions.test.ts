@@ -310,6 +310,7 @@ describe.each(expressVersions)('cookies behind cache.handler(app) (%s)', (_name,
 
 test('a cookie request for an expired page that never read cookies is told "cookie", not "the page reads cookies"', async () => {
   const cache = isr();
+  cleanups.push(() => cache.close());
   const app = expressVersions[0][1]();
   app.use(cache);
   app.get('/plain', (_req, res) => {
@@ -321,5 +322,4 @@ test('a cookie request for an expired page that never read cookies is told "cook
   const answer = await request(app).get('/plain').set('cookie', 'theme=dark');
   expect(answer.headers['cache-status']).toBe('express-isr; fwd=bypass; detail="cookie"');
   await cache.idle();
-  await cache.close();
 });

@@ -8,8 +8,12 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 /** What a render saw, as the echo route prints it into the page. */
 interface Seen {
@@ -72,6 +76,7 @@ describe.each(expressVersions)(
     function setup(options: IsrOptions = {}) {
       const clock = fakeClock();
       const cache = isr({ now: clock.now, ...options });
+      cleanups.push(() => cache.close());
       const app: Express = createApp();
       app.set('trust proxy', true);
       let renders = 0;
@@ -123,7 +128,6 @@ describe.each(expressVersions)(
       const hit = await request(app).get('/echo');
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe(miss.text);
-      await cache.close();
     });
 
     test('a regeneration sees none of the hostile headers sent with the STALE request', async () => {
@@ -144,11 +148,10 @@ describe.each(expressVersions)(
       expect(seen.render).toBe(2);
       expectNothingHostile(seen, hit.text);
       expect(seen.headers.host).not.toBe('evil.example');
-      await cache.close();
     });
 
     test('the render sees Accept and Accept-Language by default', async () => {
-      const { app, cache } = setup();
+      const { app } = setup();
       const miss = await request(app)
         .get('/echo')
         .set('Accept', 'text/html')
@@ -157,7 +160,6 @@ describe.each(expressVersions)(
       const seen = seenIn(miss.text);
       expect(seen.headers.accept).toBe('text/html');
       expect(seen.headers['accept-language']).toBe('fr-CH');
-      await cache.close();
     });
 
     test('a Cookie session gets its own render and never reaches the shared one; an Authorization request is BYPASS and never stored', async () => {
@@ -183,7 +185,6 @@ describe.each(expressVersions)(
       const again = await request(app).get('/echo').set('Cookie', 'session=alice');
       expect(again.headers['x-isr-cache']).toBe('BYPASS');
       expect(seenIn(again.text).user).toBe('alice');
-      await cache.close();
     });
 
     test.each([
@@ -194,7 +195,7 @@ describe.each(expressVersions)(
     ] as const)(
       'a header listed in forwardHeaders (%s) reaches the render',
       async (listed, value, extra) => {
-        const { app, cache } = setup({
+        const { app } = setup({
           forwardHeaders: ['accept', 'accept-language', listed],
           ...extra,
         });
@@ -206,31 +207,28 @@ describe.each(expressVersions)(
         for (const name of HOSTILE_NAMES.filter((n) => n !== listed)) {
           expect(seen.headers[name]).toBeUndefined();
         }
-        await cache.close();
       },
     );
 
     test('the render sees the `host` option as Host, never the client Host', async () => {
-      const { app, cache } = setup({ host: 'www.example.com' });
+      const { app } = setup({ host: 'www.example.com' });
       const miss = await request(app).get('/echo').set('Host', 'evil.example');
       const seen = seenIn(miss.text);
       expect(seen.headers.host).toBe('www.example.com');
       expect(seen.hostname).toBe('www.example.com');
       expect(miss.text).not.toContain('evil.example');
-      await cache.close();
     });
 
     test('without the `host` option the render sees the server address, not the client Host', async () => {
-      const { app, cache } = setup();
+      const { app } = setup();
       const miss = await request(app).get('/echo').set('Host', 'evil.example');
       const seen = seenIn(miss.text);
       expect(seen.headers.host).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(miss.text).not.toContain('evil.example');
-      await cache.close();
     });
 
     test("with 'host' in forwardHeaders the client Host is passed to the render", async () => {
-      const { app, cache } = setup({
+      const { app } = setup({
         host: 'www.example.com',
         forwardHeaders: ['accept', 'accept-language', 'host'],
       });
@@ -238,7 +236,6 @@ describe.each(expressVersions)(
       const seen = seenIn(miss.text);
       expect(seen.headers.host).toBe('tenant.example');
       expect(seen.hostname).toBe('tenant.example');
-      await cache.close();
     });
 
     test('cache poisoning through X-Forwarded-Host fails', async () => {
@@ -254,7 +251,6 @@ describe.each(expressVersions)(
       expect(clean.headers['x-isr-cache']).toBe('HIT');
       expect(clean.text).toMatch(/^<p>You are on .+<\/p>$/);
       expect(clean.text).not.toContain('evil.example');
-      await cache.close();
     });
 
     test.each([
@@ -274,7 +270,6 @@ describe.each(expressVersions)(
       expect(again.text).toBe(miss.text);
       await cache.idle();
       expect(renders()).toBe(1);
-      await cache.close();
     });
   },
 );

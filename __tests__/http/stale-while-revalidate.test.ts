@@ -10,9 +10,13 @@ import path from 'node:path';
 import express5, { type Express, type Request, type Response } from 'express';
 import request from 'supertest';
 import { isRegeneration, isr } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { deferred } from '../helpers/deferred';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { fakeClock } from '../helpers/time';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 // The second copy of Express, installed under its alias (see helpers/express.ts).
 const express4 = require('express4') as typeof express5;
@@ -26,6 +30,7 @@ describe.each(expressVersions)('stale-while-revalidate (%s)', (_name, createApp)
   test('past the window the old page is served at once (STALE) while one regeneration runs; then the new page is a HIT', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: 10 });
+    cleanups.push(() => cache.close());
     const app = createApp();
     const secondRenderMayFinish = deferred();
     const secondRenderStarted = deferred();
@@ -73,12 +78,12 @@ describe.each(expressVersions)('stale-while-revalidate (%s)', (_name, createApp)
     expect(hit.headers['x-isr-cache']).toBe('HIT');
     expect(hit.text).toBe('<h1>version 2</h1>');
     expect(renders).toBe(2);
-    await cache.close();
   });
 
   test('a page within its window is a HIT and runs nothing', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: 10 });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let renders = 0;
     app.use(cache);
@@ -93,12 +98,12 @@ describe.each(expressVersions)('stale-while-revalidate (%s)', (_name, createApp)
     await cache.idle();
     expect(hit.headers['x-isr-cache']).toBe('HIT');
     expect(renders).toBe(1);
-    await cache.close();
   });
 
   test('an entry with revalidate: false never goes stale by time', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: 10 });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let renders = 0;
     app.use(cache);
@@ -116,12 +121,12 @@ describe.each(expressVersions)('stale-while-revalidate (%s)', (_name, createApp)
     expect(later.headers['x-isr-cache']).toBe('HIT');
     expect(later.text).toBe('<h1>version 1</h1>');
     expect(renders).toBe(1);
-    await cache.close();
   });
 
   test('the global revalidate: false keeps pages until revalidated on demand', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: false });
+    cleanups.push(() => cache.close());
     const app = createApp();
     let renders = 0;
     app.use(cache);
@@ -136,7 +141,6 @@ describe.each(expressVersions)('stale-while-revalidate (%s)', (_name, createApp)
     await cache.idle();
     expect(later.headers['x-isr-cache']).toBe('HIT');
     expect(renders).toBe(1);
-    await cache.close();
   });
 });
 
@@ -152,6 +156,7 @@ describe.each(expressVersions)(
     function setup() {
       const clock = fakeClock();
       const cache = isr({ now: clock.now, revalidate: 10 });
+      cleanups.push(() => cache.close());
       const app = createApp();
       const seen: Seen[] = [];
       app.use(cache);
@@ -187,7 +192,6 @@ describe.each(expressVersions)(
       const hit = await request(app).get('/page');
       expect(hit.headers['x-isr-cache']).toBe('HIT');
       expect(hit.text).toBe(`<h1>version ${seen.indexOf(shared[1]) + 1}</h1>`);
-      await cache.close();
     });
 
     test('isRegeneration(req) is false for a real request and true inside the renders the cache makes', async () => {
@@ -199,7 +203,6 @@ describe.each(expressVersions)(
       await cache.idle();
       await request(app).get('/page').set('Authorization', 'Bearer x'); // BYPASS: the visitor's own
       expect(seen.map((s) => s.regeneration)).toEqual([true, true, false]);
-      await cache.close();
     });
 
     const spoofHeaders: Record<string, string> = {
@@ -230,7 +233,6 @@ describe.each(expressVersions)(
       await request(app).get('/page').set(spoofHeaders).set('Authorization', 'Bearer x');
       expect(seen).toHaveLength(2);
       expect(seen[1].regeneration).toBe(false);
-      await cache.close();
     });
 
     test('no request header makes a client skip a fresh page or force a regeneration', async () => {
@@ -245,7 +247,6 @@ describe.each(expressVersions)(
       expect(spoofed.headers['x-isr-cache']).toBe('HIT');
       expect(spoofed.text).toBe('<h1>version 1</h1>');
       expect(seen).toHaveLength(1);
-      await cache.close();
     });
   },
 );
@@ -333,6 +334,7 @@ describe.each(expressVersions)('regeneration with every kind of route (%s)', (_n
     async (_kind, kind) => {
       const clock = fakeClock();
       const cache = isr({ now: clock.now, revalidate: 10 });
+      cleanups.push(() => cache.close());
       const app = createApp();
       let renders = 0;
       app.use(cache);
@@ -360,7 +362,6 @@ describe.each(expressVersions)('regeneration with every kind of route (%s)', (_n
       expect(hit.headers['content-type']).toMatch(/^text\/html/);
       expect(hit.text).toBe('<h1>version 2</h1>');
       expect(renders).toBe(2);
-      await cache.close();
     },
   );
 });
@@ -369,6 +370,7 @@ describe.each(expressVersions)('regeneration inside a mounted sub-app (%s)', (_n
   function mountedBlog(factory: ExpressFactory) {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: 10 });
+    cleanups.push(() => cache.close());
     const parent = factory();
     const child = factory();
     let renders = 0;
@@ -402,12 +404,12 @@ describe.each(expressVersions)('regeneration inside a mounted sub-app (%s)', (_n
     const hit = await request(parent).get('/blog/hello');
     expect(hit.headers['x-isr-cache']).toBe('HIT');
     expect(hit.text).toBe('<h1>hello, version 2</h1>');
-    await cache.close();
   });
 
   test('isr() in an express.Router mounted under /blog regenerates /blog/hello', async () => {
     const clock = fakeClock();
     const cache = isr({ now: clock.now, revalidate: 10 });
+    cleanups.push(() => cache.close());
     const app = createApp();
     const router = routerOf(_name);
     let renders = 0;
@@ -428,6 +430,5 @@ describe.each(expressVersions)('regeneration inside a mounted sub-app (%s)', (_n
     const hit = await request(app).get('/blog/hello');
     expect(hit.headers['x-isr-cache']).toBe('HIT');
     expect(hit.text).toBe('<h1>hello, version 2</h1>');
-    await cache.close();
   });
 });

@@ -36,6 +36,7 @@ function deployment(namespace: string, clock: ReturnType<typeof fakeClock>) {
       revalidate: 60,
       ...options,
     });
+    cleanups.push(() => cache.close());
     const app = express();
     app.use(cache);
     app.get('/page', async (_req, res) => {
@@ -46,7 +47,6 @@ function deployment(namespace: string, clock: ReturnType<typeof fakeClock>) {
       res.send(`<p>${label} render ${renders[label]}</p>`);
     });
     cleanups.push(async () => {
-      await cache.close();
       await keyv.clear();
       await keyv.disconnect();
     });
@@ -173,6 +173,7 @@ test('cache.entries() and cache.entry() show this version’s pages', async () =
 test('with the memory store, version changes nothing (a restart starts empty anyway)', async () => {
   const clock = fakeClock();
   const cache = isr({ version: 'build-1', now: clock.now });
+  cleanups.push(() => cache.close());
   const app = express();
   app.use(cache);
   app.get('/page', (_req, res) => {
@@ -182,5 +183,4 @@ test('with the memory store, version changes nothing (a restart starts empty any
   await cache.idle();
   expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('HIT');
   expect((await cache.entry('/page'))?.key).toBe('/page');
-  await cache.close();
 });

@@ -384,6 +384,8 @@ describe('Redis down from the start (store: "redis://" to a closed port)', () =>
       onError: recorder.onError,
       logger: recorder.logger,
     });
+    // close() is checked below; this closes it too when an expect fails before.
+    cleanups.push(() => cache.close());
     const app = express();
     let renders = 0;
     app.use(cache);
@@ -468,6 +470,7 @@ describe('entries stored compactly in Redis', () => {
     const ns = namespace('compact');
     const body = htmlPage(20 * 1024);
     const cache = isr({ store: keyvFor(ns), compress: false });
+    cleanups.push(() => cache.close());
     const app = express();
     app.use(cache);
     app.get('/compact', (_req, res) => {
@@ -484,13 +487,13 @@ describe('entries stored compactly in Redis', () => {
     expect(stored).toBeGreaterThan(0);
     expect(stored).toBeLessThan(1.5 * Buffer.byteLength(body));
     expect(await redis.get(`${ns}::/compact`)).not.toMatch(/\[(\d{1,3},){50}/);
-    await cache.close();
   });
 
   test('with br and gzip variants, stored size stays under 1.5x the bytes of the three variants', async () => {
     const ns = namespace('compact-variants');
     const body = htmlPage(20 * 1024);
     const cache = isr({ store: keyvFor(ns) });
+    cleanups.push(() => cache.close());
     const app = express();
     app.use(cache);
     app.get('/variants', (_req, res) => {
@@ -510,7 +513,6 @@ describe('entries stored compactly in Redis', () => {
     const variants = identity.body.length + br.body.length + gzip.body.length;
     const stored = await redis.strLen(`${ns}::/variants`);
     expect(stored).toBeLessThan(1.5 * variants);
-    await cache.close();
   });
 });
 

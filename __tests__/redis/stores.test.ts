@@ -9,10 +9,14 @@ import type { Express } from 'express';
 import Keyv from 'keyv';
 import request from 'supertest';
 import { type CacheEntry, type IsrOptions, MemoryStore } from '../../lib';
+import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
 import { rawRequest } from '../helpers/http';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
 import { recordedCache } from '../helpers/site';
+
+/** Closed after every test, even a failing one. */
+const cleanups = cleanupsAfterEach();
 
 /** Not valid UTF-8: a round trip through a string would corrupt it. */
 const BINARY = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
@@ -151,6 +155,7 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
   /** An app with the cache mounted, counted routes under `/p/:n`, a big page and a binary one. */
   function setup(options: IsrOptions) {
     const { clock, recorder, cache } = recordedCache(options);
+    cleanups.push(() => cache.close());
     const app = createApp();
     const renders = new Map<string, number>();
     const count = (path: string) => renders.set(path, (renders.get(path) ?? 0) + 1);
@@ -214,7 +219,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       expect(early.headers['x-isr-cache']).toBe('MISS');
       expect(early.text).toContain('<h1>page 1</h1>');
       expect(renders('/p/1')).toBe(2);
-      await cache.close();
     });
 
     test('the default store is bounded by the maxSize option', async () => {
@@ -223,7 +227,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       expect((await request(app).get('/p/0')).headers['x-isr-cache']).toBe('HIT');
       expect((await request(app).get('/p/1')).headers['x-isr-cache']).toBe('MISS');
       expect(renders('/p/1')).toBe(2);
-      await cache.close();
     });
   });
 
@@ -234,7 +237,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       const { miss, hit } = await missThenHit(app, cache, '/p/7');
       expect(hit.text).toBe(miss.text);
       expect(renders('/p/7')).toBe(1);
-      await cache.close();
     });
 
     test('new Keyv(): a non-UTF-8 body is replayed byte for byte', async () => {
@@ -249,7 +251,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       expect(hit.headers['content-type']).toMatch(/^text\/html/);
       expect([...hit.body]).toEqual([...BINARY]);
       expect(renders('/binary')).toBe(1);
-      await cache.close();
     });
 
     test('new Keyv(): br and gzip variants come back intact', async () => {
@@ -269,7 +270,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
 
       const identity = await rawRequest(app, '/big');
       expect(identity.body.toString()).toBe(BIG_PAGE);
-      await cache.close();
     });
 
     test("the user's own Keyv-like object (async get/set/delete over a Map) works", async () => {
@@ -286,7 +286,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       const binaryHit = await rawRequest(app, '/binary');
       expect(binaryHit.headers['x-isr-cache']).toBe('HIT');
       expect([...binaryHit.body]).toEqual([...BINARY]);
-      await cache.close();
     });
   });
 
@@ -375,7 +374,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       store.mode.failure = 'none';
       await afterRecovery(app, cache, clock);
       expect(recorder.errors).toHaveLength(1);
-      await cache.close();
     });
 
     test('a store whose get never settles (storeTimeout: 50)', async () => {
@@ -388,7 +386,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       store.mode.failure = 'none';
       await afterRecovery(app, cache, clock);
       expect(recorder.errors).toHaveLength(1);
-      await cache.close();
     });
 
     test('a Keyv whose adapter throws (Keyv swallows it and emits error events)', async () => {
@@ -402,7 +399,6 @@ describe.each(expressVersions)('stores (%s)', (_name, createApp) => {
       adapter.state.down = false;
       await afterRecovery(app, cache, clock);
       expect(recorder.errors).toHaveLength(1);
-      await cache.close();
     });
   });
 });
