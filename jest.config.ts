@@ -18,8 +18,12 @@ function project(name: string): Project {
     testEnvironment: 'node',
     roots: [`<rootDir>/__tests__/${name}`],
     testMatch: ['**/*.test.ts'],
-    // The library's own reports to `console` are expected noise in tests (see the file).
-    setupFilesAfterEnv: ['<rootDir>/__tests__/setup/quiet-console.ts'],
+    // The library's own reports to `console` are expected noise in tests, and each test
+    // starts with no warning printed yet (see the files).
+    setupFilesAfterEnv: [
+      '<rootDir>/__tests__/setup/quiet-console.ts',
+      '<rootDir>/__tests__/setup/fresh-warnings.ts',
+    ],
     transform: {
       '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }],
     },
