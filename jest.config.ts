@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Config } from 'jest';
 
 type Project = NonNullable<Config['projects']>[number] & object;
@@ -30,8 +32,20 @@ function project(name: string): Project {
   };
 }
 
+const PROJECTS = ['unit', 'http', 'redis', 'e2e'];
+
+// A test file outside the four folders would be run by no project, silently: refuse instead.
+const strays = readdirSync(path.join(__dirname, '__tests__'), { recursive: true })
+  .map(String)
+  .filter((file) => file.endsWith('.test.ts') && !PROJECTS.includes(file.split(path.sep)[0]));
+if (strays.length > 0) {
+  throw new Error(
+    `test files in no Jest project (move each into __tests__/unit, http, redis or e2e): ${strays.join(', ')}`,
+  );
+}
+
 const config: Config = {
-  projects: ['unit', 'http', 'redis', 'e2e'].map(project),
+  projects: PROJECTS.map(project),
   // Servers, sockets and Redis clients must all be closed by the tests themselves:
   // a leaked handle is a bug we want to see, so Jest is not told to force-exit.
   testTimeout: 20_000,
