@@ -5,47 +5,18 @@
  * (RFC 3986 §6.2.2) without ever letting two different URLs collide, fragments ignored.
  * Also unit tests of `canonicalUrl` and `queryFilter` from lib/request/cache-key.ts.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
 import type { Express } from 'express';
 import request from 'supertest';
 import { type IsrOptions, isr } from '../../lib';
 import { canonicalUrl, type QueryFilter, queryFilter } from '../../lib/request/cache-key';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { expressVersions } from '../helpers/express';
+import { rawRequest } from '../helpers/http';
 import { fakeClock } from '../helpers/time';
 
 /** Closed after every test, even a failing one. */
 const cleanups = cleanupsAfterEach();
-
-/** Sends `path` verbatim (fragment included, which supertest would strip). */
-async function rawGet(
-  app: Express,
-  path: string,
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  const server = app.listen(0);
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as AddressInfo;
-  try {
-    return await new Promise((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-    });
-  } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
   function setup(options: IsrOptions = {}) {
@@ -297,16 +268,17 @@ describe.each(expressVersions)('cache key (%s)', (_name, createApp) => {
 
   test('a fragment sent on the wire is ignored', async () => {
     const { app, cache, renders } = setup();
-    const first = await rawGet(app, '/page?a=1#section');
+    // Sent verbatim, fragment included (supertest would strip it).
+    const first = await rawRequest(app as unknown as RequestListener, '/page?a=1#section');
     expect(first.status).toBe(200);
     expect(first.headers['x-isr-cache']).toBe('MISS');
-    expect(first.body).not.toContain('section');
+    expect(first.body.toString()).not.toContain('section');
     await cache.idle();
     const plain = await request(app).get('/page?a=1');
     expect(plain.headers['x-isr-cache']).toBe('HIT');
-    const other = await rawGet(app, '/page?a=1#other');
+    const other = await rawRequest(app as unknown as RequestListener, '/page?a=1#other');
     expect(other.headers['x-isr-cache']).toBe('HIT');
-    expect(other.body).toBe(first.body);
+    expect(other.body.toString()).toBe(first.body.toString());
     expect(renders()).toBe(1);
   });
 });
