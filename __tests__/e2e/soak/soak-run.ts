@@ -33,6 +33,13 @@ export interface SoakOptions {
   /** Concurrent GETs. @default 16 */
   concurrency?: number;
   redisUrl?: string;
+  /**
+   * Goes on past `seconds` until this holds (every kind of answer seen, say), for at most
+   * `maxSeconds` in all: on a loaded machine the same load takes longer to cover everything.
+   */
+  until?: (result: SoakResult) => boolean;
+  /** @default seconds */
+  maxSeconds?: number;
 }
 
 export interface Problem {
@@ -42,6 +49,7 @@ export interface Problem {
 }
 
 export interface SoakResult {
+  /** How long the load ran (more than asked when `until` had not held yet). */
   seconds: number;
   requests: number;
   /** Responses by `x-isr-cache`. */
@@ -279,8 +287,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     result.heap = children.map(() => []);
     const started = Date.now();
     const deadline = started + seconds * 1000;
+    const hardDeadline = started + Math.max(seconds, options.maxSeconds ?? seconds) * 1000;
     const warmUpEnds = started + seconds * 300;
-    const running = () => Date.now() < deadline;
+    const covered = options.until ?? (() => true);
+    const running = () => Date.now() < deadline || (Date.now() < hardDeadline && !covered(result));
 
     const check = (child: Child, requested: string, path: string, startedAt: number, a: Answer) => {
       result.requests += 1;
@@ -415,6 +425,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       invalidator(),
       heapSampler(),
     ]);
+    result.seconds = Math.round((Date.now() - started) / 100) / 10;
     // One last sample, after the load.
     const last = await Promise.all(
       children.map(async (child) =>
