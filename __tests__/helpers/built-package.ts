@@ -1,7 +1,7 @@
 /**
  * The examples import `express-isr` as users do, which resolves to this repository's own
  * dist/ (Node's package self-reference). dist/ is shared by the whole run, and
- * `__tests__/packed-package.test.ts` rebuilds it (`npm pack` runs `rm -rf dist` first): the
+ * `__tests__/e2e/packed-package.test.ts` rebuilds it (`npm pack` runs `rm -rf dist` first): the
  * code that builds it or starts a process that loads it holds one lock, a folder made with
  * `mkdir` (atomic), so that Jest workers running those files side by side never see it half
  * written.
@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { sleep } from './listen';
+import { sleep } from './time';
 
 const REPO = path.join(__dirname, '..', '..');
 const LOCK = path.join(REPO, '.dist-lock');

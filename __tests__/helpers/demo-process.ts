@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sleep } from './time';
 
 /**
  * The demo blog as a user starts it (`npm run demo` = `node --import tsx demo-app/server.ts`),
@@ -137,10 +138,6 @@ export async function getPage(url: string, init?: RequestInit): Promise<Page> {
     generatedAt: generated === undefined ? undefined : Date.parse(generated),
     title: /<h1>([^<]*)<\/h1>/.exec(body)?.[1],
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Requests `url` every 50 ms until `done(page)`, for at most `withinMs`; returns the last page. */

@@ -18,6 +18,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildPackageIfStale, withDistLock } from './built-package';
+import { sleep } from './time';
 
 const REPO = path.join(__dirname, '..', '..');
 export const EXAMPLES = path.join(REPO, 'examples');
@@ -274,7 +275,7 @@ export function get(
 export async function getOnceStored(url: string): Promise<Fetched> {
   let response = await get(url);
   for (let attempt = 0; attempt < 50 && response.headers['x-isr-cache'] !== 'HIT'; attempt += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
     response = await get(url);
   }
   return response;

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { waitFor } from './time';
 
 /**
  * A throwaway Redis Cluster on loopback for the tests: N masters, no replicas, no persistence,
@@ -87,10 +88,15 @@ export async function startRedisCluster({
 
     await Promise.all(
       ports.map((port) =>
-        until(deadline, `redis-server on ${port} answers PING`, async () => {
-          const out = await cli(port, 'PING').catch(() => []);
-          return out[0] === 'PONG';
-        }),
+        waitFor(
+          `redis-server on ${port} answers PING`,
+          async () => {
+            const out = await cli(port, 'PING').catch(() => []);
+            return out[0] === 'PONG';
+          },
+          Math.max(0, deadline - Date.now()),
+          50,
+        ),
       ),
     );
 
@@ -109,14 +115,19 @@ export async function startRedisCluster({
 
     await Promise.all(
       ports.map((port) =>
-        until(deadline, `node ${port} reports cluster_state:ok`, async () => {
-          const info = (await cli(port, 'CLUSTER', 'INFO').catch(() => [])).join('\n');
-          return (
-            info.includes('cluster_state:ok') &&
-            info.includes('cluster_slots_assigned:16384') &&
-            info.includes(`cluster_known_nodes:${masters}`)
-          );
-        }),
+        waitFor(
+          `node ${port} reports cluster_state:ok`,
+          async () => {
+            const info = (await cli(port, 'CLUSTER', 'INFO').catch(() => [])).join('\n');
+            return (
+              info.includes('cluster_state:ok') &&
+              info.includes('cluster_slots_assigned:16384') &&
+              info.includes(`cluster_known_nodes:${masters}`)
+            );
+          },
+          Math.max(0, deadline - Date.now()),
+          50,
+        ),
       ),
     );
   } catch (error) {
@@ -177,13 +188,6 @@ function run(file: string, args: string[], timeout: number): Promise<string> {
       else resolve(stdout);
     });
   });
-}
-
-async function until(deadline: number, what: string, check: () => Promise<boolean>) {
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** A random port in 30000–39999 that is free on loopback, as is its cluster-bus port. */

@@ -24,3 +24,12 @@ export function warnOnce(
   // A warning names a URL now and then: what could carry a credential is redacted, as in logs.
   logger.warn(`[express-isr] ${code}: ${redactForDebug(message)} (README: #${code.toLowerCase()})`);
 }
+
+/**
+ * Forgets which warnings were printed, as if the process had just started. For this
+ * package's own tests only (each test then sees its own warnings whatever ran before it); not
+ * exported from the package's entry points.
+ */
+export function forgetPrintedWarnings(): void {
+  printed.clear();
+}
