@@ -13,7 +13,8 @@ import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory';
 import { PageWrites } from './stores/page-writes';
 import type { RedisEvents } from './stores/redis/events';
-import { type Backend, openTiers, type Walk } from './stores/tiers';
+import { openTiers, type Walk } from './stores/tiers';
+import type { EntryStore } from './stores/types';
 import type { RequestHandler } from './types';
 
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
@@ -28,7 +29,7 @@ export const LEASE_TTL_MS = 5000;
  */
 export class Engine extends PageWrites {
   readonly reporter: Reporter;
-  readonly store: Backend;
+  readonly store: EntryStore;
   /** Walks the stored values, for inspection. */
   readonly walk: Walk;
   readonly clocks: TagClocks;

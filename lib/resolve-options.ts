@@ -1,7 +1,7 @@
 import type { IsrOptions, ResolvedOptions } from './options';
 import { type CacheControlBuilder, defaultCacheControl } from './request/cache-control';
 import type { CdnTagHeader } from './request/cdn-tags';
-import { isKeyvLike } from './stores/keyv';
+import { isStore } from './stores/types';
 import {
   checkSeconds,
   describe,
@@ -96,7 +96,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof o.store === 'string') {
     if (!/^rediss?:\/\/\S+$/.test(o.store))
       fail('store', 'a redis:// or rediss:// URL when a string', o.store);
-  } else if (o.store !== undefined && !isKeyvLike(o.store)) {
+  } else if (o.store !== undefined && !isStore(o.store)) {
     fail(
       'store',
       'a Keyv instance, a redis:// URL or an object with get, set and delete methods',
