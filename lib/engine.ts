@@ -5,7 +5,7 @@ import { Observer } from './observability/observer';
 import { prometheusSink } from './observability/prometheus';
 import { Redactor } from './observability/redact';
 import { debug, Reporter } from './observability/report';
-import { warnOnce } from './observability/warnings';
+import { type WarningCode, warnOnce } from './observability/warnings';
 import type { ResolvedOptions } from './options';
 import type { Lock } from './render/lease';
 import { canonicalUrl, type QueryFilter, queryFilter } from './request/cache-key';
@@ -118,7 +118,7 @@ export class Engine extends PageWrites {
   }
 
   /** A warning with a stable code, printed once per process unless silenced. */
-  warn(code: string, message: string): void {
+  warn(code: WarningCode, message: string): void {
     warnOnce(this.options.logger, code, message, this.options.silence);
   }
 

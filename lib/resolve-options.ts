@@ -2,15 +2,7 @@ import type { IsrOptions, ResolvedOptions } from './options';
 import { type CacheControlBuilder, defaultCacheControl } from './request/cache-control';
 import type { CdnTagHeader } from './request/cdn-tags';
 import { isStore } from './stores/types';
-import {
-  checkSeconds,
-  describe,
-  fail,
-  isNumber,
-  optionalFunction,
-  positive,
-  stringList,
-} from './validate';
+import { checkSeconds, fail, isNumber, optionalFunction, positive, stringList } from './validate';
 
 /** Every option `isr()` knows, to name the ones it does not (a typo is otherwise silent). */
 const OPTION_NAMES = [
@@ -86,7 +78,7 @@ const COMPRESS_THRESHOLD = 1024;
  */
 export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof input !== 'object' || input === null) {
-    throw new TypeError(`[express-isr] isr() options must be an object, got ${describe(input)}`);
+    fail('isr() options', 'an object', input);
   }
   const given = Object.fromEntries(
     Object.entries(input).filter(([, value]) => value !== undefined),
