@@ -5,7 +5,7 @@ import { Observer } from './observability/observer';
 import { prometheusSink } from './observability/prometheus';
 import { Redactor } from './observability/redact';
 import { debug, Reporter } from './observability/report';
-import { warnOnce } from './observability/warnings';
+import { type WarningCode, warnOnce } from './observability/warnings';
 import type { ResolvedOptions } from './options';
 import type { Lock } from './render/lease';
 import { canonicalUrl, type QueryFilter, queryFilter } from './request/cache-key';
@@ -13,7 +13,8 @@ import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory';
 import { PageWrites } from './stores/page-writes';
 import type { RedisEvents } from './stores/redis/events';
-import { type Backend, openTiers, type StoreProbe, type Walk } from './stores/tiers';
+import { openTiers, type StoreProbe, type Walk } from './stores/tiers';
+import type { EntryStore } from './stores/types';
 import type { RequestHandler } from './types';
 
 /** How long a render lease lasts between renewals: a dead holder blocks others this long at most. */
@@ -28,7 +29,7 @@ export const LEASE_TTL_MS = 5000;
  */
 export class Engine extends PageWrites {
   readonly reporter: Reporter;
-  readonly store: Backend;
+  readonly store: EntryStore;
   /** Walks the stored values, for inspection. */
   readonly walk: Walk;
   readonly clocks: TagClocks;
@@ -120,7 +121,7 @@ export class Engine extends PageWrites {
   }
 
   /** A warning with a stable code, printed once per process unless silenced. */
-  warn(code: string, message: string): void {
+  warn(code: WarningCode, message: string): void {
     warnOnce(this.options.logger, code, message, this.options.silence);
   }
 

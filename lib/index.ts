@@ -12,8 +12,8 @@ export type { PrerenderOptions, PrerenderResult } from './regeneration/prerender
 export type { Lease, Lock } from './render/lease';
 export { isRegeneration } from './render/synthetic-request';
 export type { CacheControlBuilder, CacheState } from './request/cache-control';
-export type { KeyvLike } from './stores/keyv';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
+export type { IsrStore, KeyvLike } from './stores/types';
 export type { CacheEntry, ResponseIsrConfig, RevalidateMode } from './types';
 
 declare global {

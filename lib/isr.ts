@@ -25,6 +25,7 @@ import { handleRequests } from './request/middleware';
 import { resolveOptions } from './resolve-options';
 import { waitAtMost } from './timeout';
 import type { RequestHandler } from './types';
+import { fail, invalid } from './validate';
 
 /** What `idle()` and `close()` wait beyond `regenerateTimeout`: the stores after a late render. */
 const IDLE_GRACE_MS = 1000;
@@ -137,7 +138,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       typeProblem(type) ??
       modeProblem(mode) ??
       (source === 'api' || source === 'webhook' ? undefined : 'source must be "api" or "webhook"');
-    if (problem !== undefined) throw new TypeError(`[express-isr] ${method}: ${problem}`);
+    if (problem !== undefined) invalid(`${method}: ${problem}`);
     await revalidator.revalidate({ paths, tags, type, mode, source });
   }
 
@@ -204,10 +205,7 @@ function describeStore(store: unknown): string {
 }
 
 function checkedOptions<T extends object>(options: T, method: string): T {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(
-      `[express-isr] ${method}: options must be an object, got ${JSON.stringify(options)}`,
-    );
-  }
+  if (typeof options !== 'object' || options === null)
+    fail(`${method}: options`, 'an object', options);
   return options;
 }

@@ -3,8 +3,7 @@ import type { MetricsOptions } from './observability/prometheus';
 import type { Lock } from './render/lease';
 import type { CacheControlBuilder } from './request/cache-control';
 import type { CdnTagHeader } from './request/cdn-tags';
-import type { KeyvLike } from './stores/keyv';
-import type { EntryStore } from './stores/types';
+import type { IsrStore } from './stores/types';
 import type { RequestHandler, RevalidateMode } from './types';
 
 /** Where a reported error came from. */
@@ -20,12 +19,12 @@ export interface ErrorContext {
 /** Options of `isr()`. All are optional. */
 export interface IsrOptions {
   /**
-   * Where pages are kept: any Keyv instance (any adapter, e.g. `@keyv/redis`), or a
-   * `redis://` / `rediss://` URL (needs `keyv` and `@keyv/redis` installed). A store you pass
+   * Where pages are kept: any Keyv instance (any adapter, e.g. `@keyv/redis`), a store of your
+   * own implementing {@link IsrStore}, or a `redis://` / `rediss://` URL (needs `keyv` and `@keyv/redis` installed). A store you pass
    * in stays yours: `close()` does not close it; one made from a URL is closed by `close()`.
    * @default a `MemoryStore` bounded to `maxSize` bytes, least recently used evicted first
    */
-  store?: KeyvLike | EntryStore | string;
+  store?: IsrStore | string;
   /**
    * With a Redis store: an in-process copy of hot pages in front of Redis, kept coherent by
    * Redis pub/sub (it stops serving while pub/sub is down). `false` turns it off.
@@ -197,7 +196,7 @@ export interface IsrOptions {
 export interface ResolvedOptions {
   /** Option names given to `isr()` that it does not know (warned about: ISR_UNKNOWN_OPTION). */
   unknownOptions: string[];
-  store: KeyvLike | EntryStore | string | undefined;
+  store: IsrStore | string | undefined;
   l1: false | { maxSize: number };
   lock: Lock | undefined;
   maxSize: number;

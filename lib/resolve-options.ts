@@ -2,16 +2,8 @@ import os from 'node:os';
 import type { IsrOptions, ResolvedOptions } from './options';
 import { type CacheControlBuilder, defaultCacheControl } from './request/cache-control';
 import type { CdnTagHeader } from './request/cdn-tags';
-import { isKeyvLike } from './stores/keyv';
-import {
-  checkSeconds,
-  describe,
-  fail,
-  isNumber,
-  optionalFunction,
-  positive,
-  stringList,
-} from './validate';
+import { isStore } from './stores/types';
+import { checkSeconds, fail, isNumber, optionalFunction, positive, stringList } from './validate';
 
 /** Every option `isr()` knows, to name the ones it does not (a typo is otherwise silent). */
 const OPTION_NAMES = [
@@ -88,7 +80,7 @@ const COMPRESS_THRESHOLD = 1024;
  */
 export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof input !== 'object' || input === null) {
-    throw new TypeError(`[express-isr] isr() options must be an object, got ${describe(input)}`);
+    fail('isr() options', 'an object', input);
   }
   const given = Object.fromEntries(
     Object.entries(input).filter(([, value]) => value !== undefined),
@@ -98,7 +90,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
   if (typeof o.store === 'string') {
     if (!/^rediss?:\/\/\S+$/.test(o.store))
       fail('store', 'a redis:// or rediss:// URL when a string', o.store);
-  } else if (o.store !== undefined && !isKeyvLike(o.store)) {
+  } else if (o.store !== undefined && !isStore(o.store)) {
     fail(
       'store',
       'a Keyv instance, a redis:// URL or an object with get, set and delete methods',

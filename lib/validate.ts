@@ -28,8 +28,27 @@ export function optionalFunction(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'function') fail(name, 'a function', value);
 }
 
+/**
+ * Throws the option error: `name` is the option, prefixed by the function that takes it when
+ * that is not `isr()` (`cloudflarePurge: zoneId`, `entries: limit`).
+ */
 export function fail(name: string, expected: string, got: unknown): never {
   throw new TypeError(`[express-isr] ${name} must be ${expected}, got ${describe(got)}`);
+}
+
+/** Throws the error of an argument a check has already worded (`revalidateTag: tag must be…`). */
+export function invalid(problem: string): never {
+  throw new TypeError(`[express-isr] ${problem}`);
+}
+
+/** Throws the error of an option whose optional package is not installed. */
+export function missingPackage(name: string, needs: string, install: string): never {
+  throw new TypeError(`[express-isr] ${name} needs ${needs}: npm install ${install}`);
+}
+
+/** Throws the error of a required option that is missing or empty. */
+export function required(name: string, expected: string, got: unknown): never {
+  throw new TypeError(`[express-isr] ${name} is required (${expected}), got ${describe(got)}`);
 }
 
 export function describe(value: unknown): string {

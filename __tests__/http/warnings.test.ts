@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Request, Response } from 'express';
 import request from 'supertest';
+import { WARNINGS } from '../../lib/observability/warnings';
 import { errorRecorder } from '../helpers/collect';
 import { type ExpressFactory, expressVersions } from '../helpers/express';
 import { freshLib } from '../helpers/fresh-lib';
@@ -262,6 +263,12 @@ describe('ISR_SHORT_SECRET', () => {
     });
     expect(recorder.warnings).toEqual([]);
   });
+});
+
+test("the table of codes is the README's list of warnings, no more, no less", () => {
+  const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const documented = [...readme.matchAll(/^#### (ISR_[A-Z_]+)$/gm)].map((m) => m[1]);
+  expect(Object.keys(WARNINGS).sort()).toEqual(documented.sort());
 });
 
 describe('silencing', () => {

@@ -51,6 +51,7 @@ const BLOCKS: Record<string, How> = {
   },
   '### Events': { runHere: true },
   '### Metrics': { runHere: true },
+  '## The store contract': { runHere: true },
 };
 
 /** The README's ts/js blocks, each with the heading or bold title it follows. */
@@ -143,6 +144,28 @@ test('## Revalidate from your CMS: the router it mounts answers a webhook with t
     .send({ tag: 'posts' });
   expect(answer.status).toBe(200);
   expect(answer.body).toMatchObject({ revalidated: true, tags: ['posts'] });
+});
+
+test('## The store contract: the Map store it writes keeps a page (MISS, then HIT)', async () => {
+  const app = blogApp();
+  await runBlock('## The store contract', { app });
+  const mounted = (
+    app as unknown as {
+      router: { stack: { handle: { close?: () => Promise<void>; idle?: () => Promise<void> } }[] };
+    }
+  ).router.stack.find((layer) => typeof layer.handle.close === 'function')?.handle;
+  cleanups.push(() => mounted?.close?.());
+  let renders = 0;
+  app.get('/page', (_req, res) => {
+    renders += 1;
+    res.send('<p>page</p>');
+  });
+  expect((await request(app).get('/page')).headers['x-isr-cache']).toBe('MISS');
+  await mounted?.idle?.();
+  const hit = await request(app).get('/page');
+  expect(hit.headers['x-isr-cache']).toBe('HIT');
+  expect(hit.text).toBe('<p>page</p>');
+  expect(renders).toBe(1);
 });
 
 test('**A headless CMS recipe.**: the CMS payload becomes two invalidations', async () => {

@@ -1,5 +1,5 @@
 /**
- * Issue 13: a Redis that evicts (`maxmemory` with `allkeys-lru`, or `volatile-lru` — every key
+ * README, "Running many instances" (a Redis with `maxmemory`): a Redis that evicts (`maxmemory` with `allkeys-lru`, or `volatile-lru` — every key
  * the cache writes has a TTL, so that policy may evict any of them too) never brings back a
  * page that was invalidated. 200 pages are stored, most of them invalidated (`expire` by tag
  * and by path: legally removed; `stale` by tag and by path), then a flood of unique URLs fills

@@ -1,5 +1,5 @@
 /**
- * Issue 13: every key the cache writes to Redis has a TTL, so a Redis with `maxmemory` and a
+ * README, "Running many instances" (a Redis with `maxmemory`): every key the cache writes to Redis has a TTL, so a Redis with `maxmemory` and a
  * `volatile-*` policy can evict any of them, and nothing the cache wrote outlives its use.
  * Every kind of write is made on a redis-server of this file's own (a MISS, a regeneration,
  * a Vary'd page, revalidatePath and revalidateTag in every mode, prerender, an unsafe POST,

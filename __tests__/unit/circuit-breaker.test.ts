@@ -6,7 +6,7 @@
  * calls hang or answer on command.
  */
 import { GuardedStore } from '../../lib/stores/guarded';
-import type { KeyvStore } from '../../lib/stores/keyv';
+import type { EntryStore } from '../../lib/stores/types';
 
 function setup() {
   let time = 0;
@@ -18,7 +18,7 @@ function setup() {
       if (hanging) await new Promise(() => {}); // never answers
       return undefined;
     },
-  } as unknown as KeyvStore;
+  } as unknown as EntryStore;
   const events: string[] = [];
   const store = new GuardedStore(inner, {
     timeout: 50,

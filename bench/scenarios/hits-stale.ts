@@ -216,8 +216,8 @@ export const stale: Scenario = {
 };
 
 /**
- * Target 3: the fresh and the stale page from one server, requests alternating between them;
- * one row each, the STALE one compared with the HIT one.
+ * The STALE requirement (bench/README.md, `hits/stale`): the fresh and the stale page from one
+ * server, requests alternating between them; one row each, the STALE one compared with the HIT.
  */
 async function measurePair(context: Context, pair: Pair): Promise<Row[]> {
   const { settings } = context;

@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import type Keyv from 'keyv';
 import { type CacheEntry, type IsrMiddleware, isr, MemoryStore } from '../../lib';
-import { KeyvStore } from '../../lib/stores/keyv';
+import { SerializedStore } from '../../lib/stores/serialized-store';
 import { fill } from '../lib/fill';
 import { cacheEntry } from '../lib/fixtures';
 import { get } from '../lib/http';
@@ -49,7 +49,7 @@ function memoryFixture(): Fixture {
 function redisFixture(size: number): Fixture {
   const { keyv, close } = openKeyv(`scale-${size}`);
   // The library's own serialisation (so the filled pages read back as HITs), with a TTL.
-  const writer = new KeyvStore({
+  const writer = new SerializedStore({
     get: (key) => keyv.get(key),
     delete: (key) => keyv.delete(key),
     set: (key, value) => keyv.set(key, value, SAFETY_TTL_MS),

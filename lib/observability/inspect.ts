@@ -2,6 +2,7 @@ import type { Engine } from '../engine';
 import type { Regenerator } from '../regeneration/regenerator';
 import { waitAtMost } from '../timeout';
 import { type CacheEntry, isEntry } from '../types';
+import { fail } from '../validate';
 
 /** What the cache holds for one page, and in what state: `cache.entry()`, `GET /entry`. */
 export interface EntryInfo {
@@ -58,12 +59,9 @@ export class Inspector {
     prefix = '/',
     limit = 100,
   }: EntriesQuery = {}): Promise<{ entries: EntryInfo[]; truncated: boolean }> {
-    if (typeof prefix !== 'string')
-      throw new TypeError('[express-isr] entries: prefix must be a string');
+    if (typeof prefix !== 'string') fail('entries: prefix', 'a string', prefix);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new TypeError(
-        `[express-isr] entries: limit must be a whole number from 1 to 1000, got ${limit}`,
-      );
+      fail('entries: limit', 'a whole number from 1 to 1000', limit);
     }
     const deadline = Date.now() + LISTING_BUDGET_MS;
     const entries: EntryInfo[] = [];

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { missingPackage } from '../validate';
 import { DURATION_BUCKETS, type ObserverSink } from './observer';
 
 /** The part of a prom-client `Registry` we need; the user passes their own. */
@@ -36,9 +37,7 @@ export function prometheusSink({
   try {
     client = createRequire(__filename)('prom-client');
   } catch {
-    throw new TypeError(
-      '[express-isr] metrics needs prom-client installed: npm install prom-client',
-    );
+    missingPackage('metrics', 'prom-client installed', 'prom-client');
   }
   const common = { registers: [registry] };
   const requests = new client.Counter({

@@ -6,11 +6,35 @@
  */
 import { redactForDebug } from './redact';
 
+/**
+ * Every warning the package prints, by code: the one table, each with its README heading
+ * (Warnings). A code not in it does not compile, so none goes out undocumented.
+ */
+export const WARNINGS = {
+  ISR_MEMORY_STORE_IN_CLUSTER: 'the memory store in production with several processes',
+  ISR_SHORT_REVALIDATE: 'a revalidate window under 5 seconds',
+  ISR_MOUNTED_AFTER_ROUTES: 'isr() mounted after routes',
+  ISR_SET_COOKIE: 'a page that sets a cookie is never cached',
+  ISR_COOKIES_READ: 'a page read cookies and no sessionCookies are named',
+  ISR_UNKEYED_HEADER: 'a page read a header it does not Vary on',
+  ISR_NO_APP: 'no app to render pages with',
+  ISR_UNKNOWN_OPTION: 'an option isr() does not know',
+  ISR_SHORT_SECRET: 'a webhook secret under 16 characters',
+  ISR_TAG_NOT_SENT: 'a tag that cannot go into the CDN tag header',
+  ISR_TAGS_TRUNCATED: 'more tags than fit in the CDN tag header',
+} as const;
+
+export type WarningCode = keyof typeof WARNINGS;
+
 const printed = new Set<string>();
 
+/**
+ * Prints the warning `code` once per process, unless `silence` (the `silence` option) or
+ * `EXPRESS_ISR_SILENCE` names it.
+ */
 export function warnOnce(
   logger: Pick<Console, 'warn'>,
-  code: string,
+  code: WarningCode,
   message: string,
   silence: readonly string[] = [],
 ): void {

@@ -1,20 +1,10 @@
 import { encodePath } from '../request/cache-key';
 import { eventKeys } from './keys';
-import { checkBatch, checkOrigins, checkString, type Origin } from './origins';
-import {
-  batches,
-  describeList,
-  isSoft,
-  type PurgeEvent,
-  type PurgeRequest,
-  type Purger,
-  type RetryOptions,
-  retrySettings,
-  sendAll,
-} from './send';
+import { type ApiPurgeOptions, checkApiOptions, type Origin } from './options';
+import { batches, describeList, isSoft, type PurgeRequest, type Purger, purger } from './send';
 
 /** Options of `cloudflarePurge`. */
-export interface CloudflarePurgeOptions extends RetryOptions {
+export interface CloudflarePurgeOptions extends ApiPurgeOptions {
   /** The zone's id. Required. */
   zoneId: string;
   /** An API token with the Cache Purge permission (sent as `Authorization: Bearer`). Required. */
@@ -41,6 +31,14 @@ export interface CloudflarePurgeOptions extends RetryOptions {
   apiUrl?: string;
 }
 
+/** Cloudflare's account id option, batch sizes and API (see `batchSize` above). */
+const CLOUDFLARE = {
+  id: 'zoneId',
+  batchSize: 30,
+  maxBatch: 500,
+  apiUrl: 'https://api.cloudflare.com/client/v4',
+};
+
 /**
  * An `onRevalidate` that purges Cloudflare's cache (with `cdnTags: 'Cache-Tag'`, the default):
  * `POST /zones/{zoneId}/invalidate_cache` for `stale`, `purge_cache` for `expire` and
@@ -49,15 +47,11 @@ export interface CloudflarePurgeOptions extends RetryOptions {
  * tags — and, with `origins`, `{"files":[…]}` for pages and `{"prefixes":[…]}` for layouts.
  */
 export function cloudflarePurge(options: CloudflarePurgeOptions): Purger {
-  const zoneId = checkString(options?.zoneId, 'cloudflarePurge', 'zoneId');
-  const token = checkString(options?.token, 'cloudflarePurge', 'token');
-  const origins = checkOrigins(options?.origins, 'cloudflarePurge');
-  const batchSize = checkBatch(options?.batchSize ?? 30, 'cloudflarePurge', 500);
+  const checked = checkApiOptions(options, 'cloudflarePurge', CLOUDFLARE);
+  const { id: zoneId, token, origins, batchSize, api } = checked;
   const invalidate = options?.invalidate ?? true;
-  const api = (options?.apiUrl ?? 'https://api.cloudflare.com/client/v4').replace(/\/+$/, '');
-  const settings = retrySettings(options, 'cloudflarePurge');
 
-  return async (event: PurgeEvent) => {
+  return purger('Cloudflare', checked.settings, (event) => {
     const endpoint = isSoft(event.mode) && invalidate ? 'invalidate_cache' : 'purge_cache';
     const url = `${api}/zones/${encodeURIComponent(zoneId)}/${endpoint}`;
     const call = (field: string, items: string[]): PurgeRequest => ({
@@ -77,8 +71,8 @@ export function cloudflarePurge(options: CloudflarePurgeOptions): Purger {
     for (const batch of batches(targets, batchSize)) {
       requests.push(call(layout ? 'prefixes' : 'files', batch));
     }
-    await sendAll('Cloudflare', requests, settings);
-  };
+    return requests;
+  });
 }
 
 /** Cloudflare answers `{"success":false,"errors":[…]}` when it refused a purge. */

@@ -1,20 +1,10 @@
 import { encodePath } from '../request/cache-key';
 import { eventKeys } from './keys';
-import { checkBatch, checkOrigins, checkString } from './origins';
-import {
-  batches,
-  describeList,
-  isSoft,
-  type PurgeEvent,
-  type PurgeRequest,
-  type Purger,
-  type RetryOptions,
-  retrySettings,
-  sendAll,
-} from './send';
+import { type ApiPurgeOptions, checkApiOptions } from './options';
+import { batches, describeList, isSoft, type PurgeRequest, type Purger, purger } from './send';
 
 /** Options of `fastlyPurge`. */
-export interface FastlyPurgeOptions extends RetryOptions {
+export interface FastlyPurgeOptions extends ApiPurgeOptions {
   /** The service's id. Required. */
   serviceId: string;
   /** An API token with the `purge_select` scope (sent as `Fastly-Key`). Required. */
@@ -31,6 +21,9 @@ export interface FastlyPurgeOptions extends RetryOptions {
   apiUrl?: string;
 }
 
+/** Fastly's account id option, batch sizes and API (see `batchSize` above). */
+const FASTLY = { id: 'serviceId', batchSize: 256, maxBatch: 256, apiUrl: 'https://api.fastly.com' };
+
 /**
  * An `onRevalidate` that purges Fastly (with `cdnTags: 'Surrogate-Key'` on the cache):
  * `POST /service/{serviceId}/purge` with `{"surrogate_keys":[…]}` in batches of up to 256 —
@@ -40,14 +33,10 @@ export interface FastlyPurgeOptions extends RetryOptions {
  * `expire` and `regenerate`.
  */
 export function fastlyPurge(options: FastlyPurgeOptions): Purger {
-  const serviceId = checkString(options?.serviceId, 'fastlyPurge', 'serviceId');
-  const token = checkString(options?.token, 'fastlyPurge', 'token');
-  const origins = checkOrigins(options?.origins, 'fastlyPurge');
-  const batchSize = checkBatch(options?.batchSize ?? 256, 'fastlyPurge', 256);
-  const api = (options?.apiUrl ?? 'https://api.fastly.com').replace(/\/+$/, '');
-  const settings = retrySettings(options, 'fastlyPurge');
+  const checked = checkApiOptions(options, 'fastlyPurge', FASTLY);
+  const { id: serviceId, token, origins, batchSize, api } = checked;
 
-  return async (event: PurgeEvent) => {
+  return purger('Fastly', checked.settings, (event) => {
     const soft = isSoft(event.mode);
     const headers: Record<string, string> = {
       'fastly-key': token,
@@ -76,6 +65,6 @@ export function fastlyPurge(options: FastlyPurgeOptions): Purger {
         });
       }
     }
-    await sendAll('Fastly', requests, settings);
-  };
+    return requests;
+  });
 }

@@ -4,11 +4,6 @@
  */
 export { type CloudflarePurgeOptions, cloudflarePurge } from './cloudflare';
 export { type FastlyPurgeOptions, fastlyPurge } from './fastly';
-export {
-  PurgeError,
-  type PurgeEvent,
-  type PurgeFailure,
-  type Purger,
-  type RetryOptions,
-} from './send';
+export type { RetryOptions } from './options';
+export { PurgeError, type PurgeEvent, type PurgeFailure, type Purger } from './send';
 export { type VarnishPurgeOptions, varnishPurge } from './varnish';

@@ -1,4 +1,5 @@
 import type { RevalidateMode } from '../types';
+import type { Settled } from './options';
 
 /** What a purger is given: the `onRevalidate` event. */
 export interface PurgeEvent {
@@ -14,16 +15,6 @@ export interface PurgeEvent {
 
 /** The `onRevalidate` function a purger returns. */
 export type Purger = (event: PurgeEvent) => Promise<void>;
-
-/** How a purger retries a request that failed. Shared by every purger. */
-export interface RetryOptions {
-  /** Attempts per request, the first included. @default 4 */
-  attempts?: number;
-  /** Wait before the second attempt, in ms; doubled for each next one (with jitter). @default 500 */
-  backoff?: number;
-  /** Longest wait for one answer, in ms; later counts as a failed attempt. @default 10000 */
-  timeout?: number;
-}
 
 /** One request a purge could not get through, after every attempt. */
 export interface PurgeFailure {
@@ -51,28 +42,6 @@ export class PurgeError extends Error {
     );
     this.name = 'PurgeError';
   }
-}
-
-export interface Settled {
-  attempts: number;
-  backoff: number;
-  timeout: number;
-}
-
-export function retrySettings(options: RetryOptions, where: string): Settled {
-  const attempts = options.attempts ?? 4;
-  const backoff = options.backoff ?? 500;
-  const timeout = options.timeout ?? 10_000;
-  if (!Number.isInteger(attempts) || attempts < 1)
-    throw new TypeError(`[express-isr] ${where}: attempts must be a whole number >= 1`);
-  for (const [name, value] of [
-    ['backoff', backoff],
-    ['timeout', timeout],
-  ] as const) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
-      throw new TypeError(`[express-isr] ${where}: ${name} must be a number of ms >= 0`);
-  }
-  return { attempts, backoff, timeout };
 }
 
 /** One HTTP request of a purge. */
@@ -204,4 +173,16 @@ function shorten(text: string): string {
 function sleep(ms: number): Promise<void> {
   // Unref'd: a purge retrying in the background never keeps a process from exiting.
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * A purger from what each event asks of the CDN: its requests, sent one after another with
+ * the purger's retries; a failure of any is thrown as a {@link PurgeError} naming `cdn`.
+ */
+export function purger(
+  cdn: string,
+  settings: Settled,
+  requestsFor: (event: PurgeEvent) => PurgeRequest[],
+): Purger {
+  return (event) => sendAll(cdn, requestsFor(event), settings);
 }

@@ -1,15 +1,7 @@
+import { fail } from '../validate';
 import { eventKeys } from './keys';
-import {
-  batches,
-  describeList,
-  isSoft,
-  type PurgeEvent,
-  type PurgeRequest,
-  type Purger,
-  type RetryOptions,
-  retrySettings,
-  sendAll,
-} from './send';
+import { type RetryOptions, retrySettings } from './options';
+import { batches, describeList, isSoft, type PurgeRequest, type Purger, purger } from './send';
 
 /** Options of `varnishPurge`. */
 export interface VarnishPurgeOptions extends RetryOptions {
@@ -34,14 +26,14 @@ export interface VarnishPurgeOptions extends RetryOptions {
 export function varnishPurge(options: VarnishPurgeOptions): Purger {
   const urls = typeof options?.url === 'string' ? [options.url] : options?.url;
   if (!Array.isArray(urls) || urls.length === 0 || !urls.every(isHttpUrl)) {
-    throw new TypeError('[express-isr] varnishPurge: url must be an http(s) URL or a list of them');
+    fail('varnishPurge: url', 'an http(s) URL or a list of them', options?.url);
   }
   const settings = retrySettings(options, 'varnishPurge');
   const maxBytes = options.maxHeaderBytes ?? 4096;
   const extra = options.headers ?? {};
-  return async (event: PurgeEvent) => {
+  return purger('Varnish', settings, (event) => {
     const keys = eventKeys(event);
-    if (keys.length === 0) return;
+    if (keys.length === 0) return [];
     const soft = isSoft(event.mode);
     const requests: PurgeRequest[] = [];
     for (const batch of batches(keys, Infinity, maxBytes)) {
@@ -54,8 +46,8 @@ export function varnishPurge(options: VarnishPurgeOptions): Purger {
         });
       }
     }
-    await sendAll('Varnish', requests, settings);
-  };
+    return requests;
+  });
 }
 
 function isHttpUrl(value: unknown): boolean {

@@ -18,6 +18,25 @@ export type CacheControlBuilder = (info: {
   appCacheControl: string | undefined;
 }) => string | undefined;
 
+/**
+ * The `Cache-Control` a page goes downstream with: the builder's (the `cacheControl` option),
+ * else the app's own. The one place both answers take it from: the MISS relayed as it renders
+ * and every replay of the stored page.
+ */
+export function downstreamCacheControl(
+  builder: CacheControlBuilder | undefined,
+  page: { revalidate: number | false; maxStale: number | false; staleIfError: number | false },
+  age: number,
+  state: CacheState,
+  appCacheControl: string | undefined,
+): string | undefined {
+  const { revalidate, maxStale, staleIfError } = page;
+  return (
+    builder?.({ revalidate, maxStale, staleIfError, age, state, appCacheControl }) ??
+    appCacheControl
+  );
+}
+
 /** Upper bound for "forever" in Cache-Control: numbers there must be finite. */
 export const ONE_YEAR = 31_536_000;
 

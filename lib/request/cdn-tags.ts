@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { preview, tagProblem } from '../invalidation/revalidator';
+import type { WarningCode } from '../observability/warnings';
 import { mergeTags } from '../render/entry';
 import { implicitTags } from './cache-key';
 
@@ -111,7 +112,7 @@ export function headerTags(url: string, tags: readonly string[]): string[] {
 
 /** What prints the coded warnings (the engine's `warn`). */
 export interface Warner {
-  warn(code: string, message: string): void;
+  warn(code: WarningCode, message: string): void;
 }
 
 /** The coded warnings for the tags a plan leaves out of `url`'s header (README: Warnings). */

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine } from '../engine';
 import type { ColdFlights } from '../render/cold-flight';
 import type { CacheEntry, RequestHandler } from '../types';
+import { fail } from '../validate';
 import { requestBypassReason } from './eligibility';
 
 /** What the fast path shares with the middleware: how a hit is answered, and who is personal. */
@@ -65,9 +66,7 @@ export function fastPath({
 
   function handler(app: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void {
     if (typeof app !== 'function') {
-      throw new TypeError(
-        '[express-isr] handler(app): app must be the request handler (your Express app)',
-      );
+      fail('handler(app): app', 'the request handler (your Express app)', app);
     }
     engine.app ??= app;
     engine.start();

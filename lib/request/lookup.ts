@@ -5,7 +5,7 @@ import { debug } from '../observability/report';
 import type { ResolvedOptions } from '../options';
 import type { L1 } from '../stores/l1';
 import { MemoryStore } from '../stores/memory';
-import type { Backend } from '../stores/tiers';
+import type { EntryStore } from '../stores/types';
 import { type CacheEntry, isEntry, type StoredValue } from '../types';
 import { implicitTags, userTag } from './cache-key';
 
@@ -39,7 +39,7 @@ const NO_VARY: string[] = Object.freeze([]) as unknown as string[];
  */
 export abstract class PageLookups {
   abstract readonly options: ResolvedOptions;
-  abstract readonly store: Backend;
+  abstract readonly store: EntryStore;
   abstract readonly clocks: TagClocks;
   abstract readonly version: string | undefined;
   protected abstract readonly l1: L1 | undefined;

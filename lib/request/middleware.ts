@@ -17,6 +17,14 @@ import { clockTags, type Lookup } from './lookup';
 import { replay } from './replay';
 import { markState } from './state-header';
 
+/** A request the middleware answers: the exchange, Express's `next` and the canonical URL. */
+interface Visit {
+  req: IsrRequest;
+  res: IsrResponse;
+  next: (err?: unknown) => void;
+  url: string;
+}
+
 /**
  * The request side of `isr()`: the middleware mounted in the app, and the fast path in front
  * of it (`cache.handler(app)`). What the cache does for its own callers is in isr.ts.
@@ -74,14 +82,14 @@ export function handleRequests(
     if (local !== undefined) {
       // Memory or L1: answered (or handed to the app) without a single await.
       const state = local.entry && engine.freshnessNow(local.entry, local);
-      serve(req, res, next, url, local, state);
+      serve({ req, res, next, url }, local, state);
       return;
     }
     engine
       .lookup(key, req.headers)
       .then(async (found) => {
         const state = found.entry && (await engine.freshness(found.entry, found));
-        serve(req, res, next, url, found, state);
+        serve({ req, res, next, url }, found, state);
       })
       .catch((error) => {
         // Fail open: whatever went wrong in the cache, the visitor gets the app's answer.
@@ -103,21 +111,15 @@ export function handleRequests(
   }
 
   /** Answers from the entry found (HIT, or STALE + a regeneration), or renders it (MISS). */
-  function serve(
-    req: IsrRequest,
-    res: IsrResponse,
-    next: (err?: unknown) => void,
-    url: string,
-    found: Lookup,
-    state: Freshness | undefined,
-  ): void {
+  function serve(visit: Visit, found: Lookup, state: Freshness | undefined): void {
+    const { req, res, next, url } = visit;
     const { entry, key, variantKey, vary } = found;
     // A request with cookies gets only a page whose render never read them, fresh or stale.
     if (
       isPersonal(req) &&
       !(entry?.readsCookies === false && state !== undefined && state.state !== 'expired')
     ) {
-      servePersonal(req, res, next, url, found, state);
+      servePersonal(visit, found, state);
       return;
     }
     if (entry !== undefined && state !== undefined) {
@@ -158,14 +160,8 @@ export function handleRequests(
    * without cookies (at most `MAX_CONCURRENT_REGENERATIONS` at once), and a stale one
    * regenerated.
    */
-  function servePersonal(
-    req: IsrRequest,
-    res: IsrResponse,
-    next: (err?: unknown) => void,
-    url: string,
-    found: Lookup,
-    state: Freshness | undefined,
-  ): void {
+  function servePersonal(visit: Visit, found: Lookup, state: Freshness | undefined): void {
+    const { req, res, next, url } = visit;
     const { entry, key, variantKey, vary } = found;
     // Only a page whose render read cookies is kept from this visitor; any other (missing, or
     // expired and rendered again) is theirs to render because they carry cookies.

@@ -75,7 +75,8 @@ export function answeredNotModified(req: IncomingMessage, res: ServerResponse): 
   const etag = headerText(res.getHeader('etag'));
   const lastModified = Date.parse(headerText(res.getHeader('last-modified')));
   if (etag === '' && Number.isNaN(lastModified)) return false;
-  if (!notModified(req, etag, Number.isNaN(lastModified) ? undefined : lastModified)) return false;
+  if (!notModified(req.headers, etag, Number.isNaN(lastModified) ? undefined : lastModified))
+    return false;
   res.statusCode = 304;
   for (const name of ['content-type', 'content-length', 'content-encoding']) res.removeHeader(name);
   return true;

@@ -1,6 +1,6 @@
 import { withTimeout } from '../timeout';
 import type { StoredValue } from '../types';
-import type { KeyvStore } from './keyv';
+import type { EntryStore } from './types';
 
 export interface GuardOptions {
   /** Milliseconds one store call may take before it counts as failed. */
@@ -38,7 +38,7 @@ export interface BreakerState {
  * each request would pay the full timeout during an outage). `get` answers `undefined` on
  * failure and `set`/`delete` report `false`: the middleware renders normally (fails open).
  */
-export class GuardedStore {
+export class GuardedStore implements EntryStore {
   private openUntil = 0;
   private failing = false;
   /** A call is probing the failing store: the others keep failing at once until it settles. */
@@ -49,7 +49,7 @@ export class GuardedStore {
   private lastFailure: { message: string; at: number } | undefined;
 
   constructor(
-    readonly inner: KeyvStore,
+    readonly inner: EntryStore,
     private readonly options: GuardOptions,
   ) {}
 
@@ -64,18 +64,6 @@ export class GuardedStore {
 
   async delete(key: string): Promise<boolean> {
     return (await this.attempt(() => this.inner.delete(key))).ok;
-  }
-
-  /** Numbers at `keys` (tag clocks), or `undefined` when the store could not be read. */
-  async getNumbers(keys: readonly string[]): Promise<(number | undefined)[] | undefined> {
-    const result = await this.attempt(() => this.inner.getNumbers(keys));
-    return result.ok ? result.value : undefined;
-  }
-
-  /** Writes numbers (tag clocks) to live `ttlMs`; throws when the store did not take them. */
-  async setNumbers(values: ReadonlyMap<string, number>, ttlMs: number): Promise<void> {
-    const result = await this.attempt(() => this.inner.setNumbers(values, ttlMs));
-    if (!result.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 
   /** The circuit breaker's state now (read-only: reading it probes nothing). */

@@ -1,6 +1,7 @@
 import { MAX_KEY_LIFE_MS } from '../invalidation/freshness';
 import type { ClockKind, TagClocks, TagTimes } from '../invalidation/tag-clocks';
-import type { GuardedStore } from './guarded';
+import type { Guard } from './redis/lock';
+import type { SerializedStore } from './serialized-store';
 
 /**
  * Tag clocks kept in the shared store itself, so that every instance sees an invalidation
@@ -10,19 +11,24 @@ import type { GuardedStore } from './guarded';
  *
  * A clock lives as long as the longest a page may (`MAX_KEY_LIFE_MS`, plus a day for renders
  * in flight): by the time it expires, every page it could have invalidated has too. A Keyv
- * store has no "set if absent", so these clocks cannot tell an evicted clock from one never
+ * store (or another `IsrStore`) has no "set if absent", so these clocks cannot tell an evicted clock from one never
  * written: with a store that evicts, use Redis (stores/redis/tag-clocks.ts).
  */
 export class KeyvTagClocks implements TagClocks {
-  constructor(private readonly store: GuardedStore) {}
+  constructor(
+    private readonly store: SerializedStore,
+    /** The store's timeout and circuit breaker (`GuardedStore.attempt`). */
+    private readonly guard: Guard,
+  ) {}
 
   async read(tags: readonly string[]): Promise<TagTimes> {
     const keys: string[] = [];
     for (const tag of tags) keys.push(clockKey('stale', tag), clockKey('expire', tag));
-    const values = await this.store.getNumbers(keys);
+    const read = await this.guard(() => this.store.getNumbers(keys));
     // Clocks that cannot be read might hide an invalidation, an `expire` too: the page is
     // rendered again rather than served (invalidation/freshness.ts, `lost`).
-    if (values === undefined) return { stale: 0, expire: 0, lost: 'expire' };
+    if (!read.ok) return { stale: 0, expire: 0, lost: 'expire' };
+    const values = read.value;
     let stale = 0;
     let expire = 0;
     for (let i = 0; i < values.length; i += 2) {
@@ -32,11 +38,12 @@ export class KeyvTagClocks implements TagClocks {
     return { stale, expire };
   }
 
-  bump(tags: readonly string[], kind: ClockKind, at: number): Promise<void> {
-    return this.store.setNumbers(
-      new Map(tags.map((tag) => [clockKey(kind, tag), at])),
-      MAX_KEY_LIFE_MS + ONE_DAY_MS,
+  async bump(tags: readonly string[], kind: ClockKind, at: number): Promise<void> {
+    const clocks = new Map(tags.map((tag) => [clockKey(kind, tag), at]));
+    const written = await this.guard(() =>
+      this.store.setNumbers(clocks, MAX_KEY_LIFE_MS + ONE_DAY_MS),
     );
+    if (!written.ok) throw new Error('the store is unavailable: the revalidation was not recorded');
   }
 }
 

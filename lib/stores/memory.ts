@@ -1,4 +1,5 @@
 import type { StoredValue } from '../types';
+import { fail } from '../validate';
 import type { EntryStore } from './types';
 
 /** Options of {@link MemoryStore}. */
@@ -27,9 +28,7 @@ export class MemoryStore implements EntryStore {
   constructor(options: MemoryStoreOptions = {}) {
     const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
     if (typeof maxSize !== 'number' || !Number.isFinite(maxSize) || maxSize <= 0) {
-      throw new TypeError(
-        `maxSize must be a positive number of bytes, got ${JSON.stringify(options.maxSize)}`,
-      );
+      fail('MemoryStore maxSize', 'a positive number of bytes', options.maxSize);
     }
     this.maxSize = maxSize;
   }

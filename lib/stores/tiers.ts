@@ -5,7 +5,6 @@ import type { ResolvedOptions } from '../options';
 import { inProcessLock, type Lock } from '../render/lease';
 import type { StoredValue } from '../types';
 import { GuardedStore } from './guarded';
-import { type KeyvLike, KeyvStore } from './keyv';
 import { KeyvTagClocks } from './keyv-tag-clocks';
 import { L1 } from './l1';
 import { MemoryStore } from './memory';
@@ -13,22 +12,14 @@ import { keyvFromUrl, redisLinkOf } from './redis/client';
 import { RedisEvents } from './redis/events';
 import { RedisLock } from './redis/lock';
 import { RedisTagClocks } from './redis/tag-clocks';
-
-/**
- * The store as the engine uses it: the memory store answers synchronously; a remote store is
- * guarded (bounded in time, failing open) and says with `false` when a write did not happen.
- */
-export interface Backend {
-  get(key: string): StoredValue | undefined | Promise<StoredValue | undefined>;
-  set(key: string, value: StoredValue, ttlMs?: number): unknown;
-  delete(key: string): unknown;
-}
+import { SerializedStore } from './serialized-store';
+import type { EntryStore } from './types';
 
 /** Walks every stored value (for inspection only: never on a request's path). */
 export type Walk = () => AsyncIterable<[string, StoredValue]>;
 
 export interface Tiers {
-  store: Backend;
+  store: EntryStore;
   walk: Walk;
   clocks: TagClocks;
   lock: Lock;
@@ -55,9 +46,10 @@ export interface StoreProbe {
 }
 
 /**
- * Builds the storage tiers from the options: the bounded memory store on its own; or a Keyv
- * store behind a guard (timeouts, circuit breaker), with tag clocks in it — plus, when it is
- * `@keyv/redis`, a Redis lease and an L1 kept coherent by pub/sub.
+ * Builds the storage tiers from the options: the bounded memory store on its own; or any other
+ * store (Keyv, or the user's own `IsrStore`) adapted to JSON and behind a guard (timeouts,
+ * circuit breaker), with tag clocks in it — plus, when it is `@keyv/redis`, a Redis lease and
+ * an L1 kept coherent by pub/sub.
  */
 export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
   let given = options.store;
@@ -90,9 +82,9 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
       probe: { kind: 'memory', ping: async () => {}, inFlight: lock },
     };
   }
-  const link = redisLinkOf(given as KeyvLike);
-  const keyvStore = new KeyvStore(given as KeyvLike);
-  const guarded = new GuardedStore(keyvStore, {
+  const link = redisLinkOf(given);
+  const serialized = new SerializedStore(given);
+  const guarded = new GuardedStore(serialized, {
     timeout: options.storeTimeout,
     now: options.now,
     onOutage: (error) => reporter.storeOutage(error),
@@ -108,8 +100,8 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
   const lock = redisLock ?? new InFlightLock(options.lock ?? inProcessLock, holder);
   const tiers: Tiers = {
     store: guarded,
-    walk: () => keyvStore.entries(),
-    clocks: new KeyvTagClocks(guarded),
+    walk: () => serialized.entries(),
+    clocks: new KeyvTagClocks(serialized, guard),
     lock,
     owned,
     probe: {
@@ -121,7 +113,7 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
             await (client.ping ? client.ping() : client.exists('express-isr:health'));
           }
         : async () => {
-            await keyvStore.get('express-isr:health');
+            await serialized.get('express-isr:health');
           },
       guarded,
       inFlight: redisLock

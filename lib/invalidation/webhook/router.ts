@@ -196,12 +196,23 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
     if (cache.revalidate) {
       await cache.revalidate({ ...input, source: 'webhook' });
     } else {
-      await Promise.all([
-        ...input.paths.map((path) =>
+      // `Revalidatable` stays any object with revalidatePath/revalidateTag (a public type:
+      // requiring `revalidate` would break such caches). Without `revalidate`, the targets are
+      // separate calls, none atomic with another: each one is made whatever the others do, and
+      // the answer says how many failed instead of "revalidated" (a 503, see `answer`).
+      const results = await Promise.allSettled([
+        ...input.paths.map(async (path) =>
           cache.revalidatePath(path, { type: input.type, mode: input.mode }),
         ),
-        ...input.tags.map((tag) => cache.revalidateTag(tag, { mode: input.mode })),
+        ...input.tags.map(async (tag) => cache.revalidateTag(tag, { mode: input.mode })),
       ]);
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length > 0) {
+        const first = failed[0].reason as Error | undefined;
+        throw new Error(
+          `${failed.length} of ${results.length} targets not revalidated: ${first?.message ?? first}`,
+        );
+      }
     }
     return {
       revalidated: true,

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { KeyvLike } from '../keyv';
+import type { KeyvLike } from '../types';
 
 /**
  * The few node-redis commands the coordination needs (leases and pub/sub). Structural, so a

@@ -1,34 +1,5 @@
 import { type CacheEntry, isEntry, type StoredValue } from '../types';
-import type { EntryStore } from './types';
-
-/**
- * The part of Keyv's API we use. Duck-typed on purpose: the user's own copy of `keyv`
- * (any version with this shape, any adapter) must work, so there is no `instanceof`.
- */
-export interface KeyvLike {
-  get(key: string): Promise<unknown>;
-  set(key: string, value: unknown, ttl?: number): Promise<unknown>;
-  delete(key: string): Promise<unknown>;
-  on?(event: 'error', listener: (error: unknown) => void): unknown;
-  /** Keyv 5 reads many keys in one round trip (`MGET` on Redis); used when present. */
-  getMany?(keys: string[]): Promise<unknown[]>;
-  /**
-   * Keyv 5 walks the namespace when the adapter can (`SCAN` on Redis, never `KEYS`). Typed
-   * loosely: its declared type differs between Keyv versions; it yields `[key, value]` pairs.
-   */
-  iterator?: unknown;
-}
-
-export function isKeyvLike(value: unknown): value is KeyvLike {
-  const v = value as KeyvLike | null;
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof v.get === 'function' &&
-    typeof v.set === 'function' &&
-    typeof v.delete === 'function'
-  );
-}
+import type { EntryStore, IsrStore } from './types';
 
 /** The JSON-safe shape written to Keyv. Bodies are base64: any serializer keeps them intact. */
 interface SerializedEntry {
@@ -54,17 +25,19 @@ interface SerializedEntry {
 }
 
 /**
- * Adapts a Keyv instance to {@link EntryStore}. Keyv reports adapter failures as `error`
- * events (and `set` may still resolve), so failures are collected from both channels and
- * surfaced as rejections the middleware can fail open on.
+ * Adapts a store of JSON values — a Keyv instance, or any {@link IsrStore} of the user's — to
+ * the {@link EntryStore} the cache talks to: entries go in as JSON (bodies in base64) and come
+ * back as entries; anything else read back counts as absent. Keyv reports adapter failures as
+ * `error` events (and `set` may still resolve), so failures are collected from both channels
+ * and surfaced as rejections the guard fails open on; a store without `on` just throws.
  */
-export class KeyvStore implements EntryStore {
+export class SerializedStore implements EntryStore {
   private errorCount = 0;
   private lastError: unknown;
 
-  constructor(readonly keyv: KeyvLike) {
+  constructor(readonly store: IsrStore) {
     // Listening also keeps an adapter failure from becoming an unhandled 'error' event.
-    keyv.on?.('error', (error) => {
+    store.on?.('error', (error) => {
       this.errorCount += 1;
       this.lastError = error;
     });
@@ -75,7 +48,7 @@ export class KeyvStore implements EntryStore {
     // refused write during an out-of-memory episode must not turn stored pages into misses).
     return this.watch(
       async () => {
-        const raw = await this.keyv.get(key);
+        const raw = await this.store.get(key);
         return raw === undefined || raw === null ? undefined : deserialize(raw);
       },
       (value) => value !== undefined,
@@ -84,22 +57,22 @@ export class KeyvStore implements EntryStore {
 
   set(key: string, value: StoredValue, ttlMs?: number): Promise<void> {
     return this.watch(async () => {
-      const ok = await this.keyv.set(key, isEntry(value) ? serialize(value) : value, ttlMs);
+      const ok = await this.store.set(key, isEntry(value) ? serialize(value) : value, ttlMs);
       if (ok === false) throw new Error(`store refused to set ${key}`);
     });
   }
 
   delete(key: string): Promise<void> {
     return this.watch(async () => {
-      await this.keyv.delete(key);
+      await this.store.delete(key);
     });
   }
 
   /** Every stored value with its key, for inspection; nothing when the adapter cannot iterate. */
   async *entries(): AsyncGenerator<[string, StoredValue]> {
-    const iterate = this.keyv.iterator;
+    const iterate = this.store.iterator;
     if (typeof iterate !== 'function') return;
-    const pairs = iterate.call(this.keyv) as AsyncIterable<[string, unknown]>;
+    const pairs = iterate.call(this.store) as AsyncIterable<[string, unknown]>;
     for await (const [key, raw] of pairs) {
       const value = raw === undefined || raw === null ? undefined : deserialize(raw);
       if (value !== undefined) yield [key, value];
@@ -108,9 +81,9 @@ export class KeyvStore implements EntryStore {
 
   getNumbers(keys: readonly string[]): Promise<(number | undefined)[]> {
     return this.watch(async () => {
-      const raw = this.keyv.getMany
-        ? await this.keyv.getMany([...keys])
-        : await Promise.all(keys.map((key) => this.keyv.get(key)));
+      const raw = this.store.getMany
+        ? await this.store.getMany([...keys])
+        : await Promise.all(keys.map(async (key) => this.store.get(key)));
       return raw.map((value) => (typeof value === 'number' ? value : undefined));
     });
   }
@@ -118,7 +91,7 @@ export class KeyvStore implements EntryStore {
   setNumbers(values: ReadonlyMap<string, number>, ttlMs: number): Promise<void> {
     return this.watch(async () => {
       const results = await Promise.all(
-        [...values].map(([key, value]) => this.keyv.set(key, value, ttlMs)),
+        [...values].map(([key, value]) => this.store.set(key, value, ttlMs)),
       );
       if (results.includes(false)) throw new Error('store refused to set a tag clock');
     });
