@@ -65,7 +65,9 @@ export class Inspector {
     }
     const deadline = Date.now() + LISTING_BUDGET_MS;
     const entries: EntryInfo[] = [];
-    const walk = this.engine.walk()[Symbol.asyncIterator]();
+    // On Redis, the pages of the index every instance writes (stores/redis/indexed-walk.ts),
+    // SCAN when it has none; elsewhere the store's own walk.
+    const walk = this.engine.walk(prefix)[Symbol.asyncIterator]();
     try {
       for (;;) {
         // Each step is raced against the budget: a scan through millions of other apps' keys
