@@ -1,0 +1,124 @@
+/**
+ * README, "Revalidate from your CMS": `mode: 'regenerate'` re-renders every matching page
+ * across the fleet, whichever instance the webhook reaches. Two real app processes
+ * (`fixtures/fleet-instance.ts`) share the local Redis under a namespace of each test's own;
+ * behind a load balancer, instance B alone has served the pages, and the webhook hits A.
+ */
+import { createClient } from '@keyv/redis';
+import { cleanupsAfterEach } from './helpers/cleanups';
+import { Instance, sleep, stopEverything } from './helpers/instances';
+import { REDIS_URL, uniqueNamespace } from './helpers/redis';
+
+const cleanups = cleanupsAfterEach();
+afterEach(() => stopEverything());
+
+const SECRET = 'a-secret-long-enough-for-the-router';
+
+async function fleet(label: string, regenerateTimeout: number) {
+  const ns = uniqueNamespace(label);
+  const admin = createClient({ url: REDIS_URL });
+  admin.on('error', () => {});
+  await admin.connect();
+  cleanups.push(async () => {
+    const keys: string[] = [];
+    for await (const batch of admin.scanIterator({ MATCH: `${ns}*`, COUNT: 1000 })) {
+      keys.push(...batch);
+    }
+    if (keys.length > 0) await admin.del(keys);
+    admin.destroy();
+  });
+  const options = {
+    redisUrl: REDIS_URL,
+    namespace: ns,
+    l1: true,
+    secret: SECRET,
+    fixture: 'fleet-instance.ts',
+    env: { ISR_REGENERATE_TIMEOUT: String(regenerateTimeout) },
+  };
+  const [a, b] = await Promise.all([Instance.start('A', options), Instance.start('B', options)]);
+  const renders = async (path: string) => Number((await admin.get(`${ns}:renders:${path}`)) ?? 0);
+  /** Until B's stores of `paths` reached the shared index (a page is stored after its answer). */
+  const indexed = async (paths: string[]) => {
+    const key = `${ns}::isr-page-index:tag:posts`;
+    for (let i = 0; i < 250; i += 1) {
+      const members = await admin.zRange(key, 0, -1);
+      if (paths.every((path) => members.includes(JSON.stringify([path])))) return;
+      await sleep(20);
+    }
+    throw new Error(`${paths.join(' ')} never indexed`);
+  };
+  return { ns, admin, a, b, renders, indexed };
+}
+
+test('a page only B served is re-rendered once across the fleet by a webhook to A, and both answer HIT with the new page', async () => {
+  const { ns, admin, a, b, renders, indexed } = await fleet('fleet-regenerate', 5000);
+  for (const path of ['/post/1', '/post/2']) expect((await b.get(path)).state).toBe('MISS');
+  await indexed(['/post/1', '/post/2']);
+  await admin.set(`${ns}:version`, '1');
+
+  const answer = await a.revalidate({ tags: ['posts'], mode: 'regenerate' }, SECRET);
+  expect(answer.status).toBe(200);
+  expect(JSON.parse(answer.body)).toMatchObject({
+    revalidated: true,
+    tags: ['posts'],
+    mode: 'regenerate',
+    regenerated: 2,
+    failed: 0,
+    pending: 0,
+  });
+  // One render on B's first visit, one by the regeneration: never one per instance.
+  expect([await renders('/post/1'), await renders('/post/2')]).toEqual([2, 2]);
+  for (const instance of [b, a]) {
+    for (const path of ['/post/1', '/post/2']) {
+      const page = await instance.get(path);
+      expect({ name: instance.name, path, state: page.state, body: page.body }).toEqual({
+        name: instance.name,
+        path,
+        state: 'HIT',
+        body: `<p>path=${path} version=1</p>`,
+      });
+    }
+  }
+  expect([await renders('/post/1'), await renders('/post/2')]).toEqual([2, 2]);
+
+  // `entries()` on A (the webhook's `GET /entries`) lists the pages B stored.
+  const listing = await a.get(`/api/revalidate/entries?secret=${SECRET}&prefix=/post/`);
+  expect(listing.status).toBe(200);
+  const { entries, truncated } = JSON.parse(listing.body);
+  expect(entries.map((entry: { url: string }) => entry.url).sort()).toEqual(['/post/1', '/post/2']);
+  expect(entries.every((entry: { state: string }) => entry.state === 'fresh')).toBe(true);
+  expect(truncated).toBe(false);
+  expect([...a.reportedErrors, ...b.reportedErrors]).toEqual([]);
+}, 60_000);
+
+test('a page whose re-render fails counts as failed, one slower than regenerateTimeout as pending; the answer comes back meanwhile', async () => {
+  const timeout = 1500;
+  const { ns, admin, a, b, renders, indexed } = await fleet('fleet-regenerate-outcomes', timeout);
+  const paths = ['/post/ok', '/post/broken', '/post/slow'];
+  for (const path of paths) expect((await b.get(path)).state).toBe('MISS');
+  await indexed(paths);
+  await admin.set(`${ns}:behaviour:/post/broken`, 'fail');
+  await admin.set(`${ns}:behaviour:/post/slow`, 'slow');
+  await admin.set(`${ns}:version`, '1');
+
+  const answer = await a.revalidate({ tags: ['posts'], mode: 'regenerate' }, SECRET);
+  expect(answer.status).toBe(200);
+  expect(JSON.parse(answer.body)).toMatchObject({ regenerated: 1, failed: 1, pending: 1 });
+  expect(await renders('/post/ok')).toBe(2);
+  expect((await b.get('/post/ok')).body).toBe('<p>path=/post/ok version=1</p>');
+  // The failed page stays as it was, served STALE; the failure went to A's onError.
+  const broken = await b.get('/post/broken');
+  expect([broken.state, broken.body]).toEqual(['STALE', '<p>path=/post/broken version=0</p>']);
+  expect(a.reportedErrors.some((line) => line.startsWith('ISR-ERROR regenerate '))).toBe(true);
+}, 60_000);
+
+test('a stale or expire webhook says nothing of regenerations', async () => {
+  const { a, b, indexed } = await fleet('fleet-regenerate-modes', 5000);
+  expect((await b.get('/post/1')).state).toBe('MISS');
+  await indexed(['/post/1']);
+  for (const mode of ['stale', 'expire']) {
+    const answer = JSON.parse((await a.revalidate({ tags: ['posts'], mode }, SECRET)).body);
+    expect(answer).toMatchObject({ revalidated: true, mode });
+    expect(Object.keys(answer).sort()).toEqual(['mode', 'now', 'paths', 'revalidated', 'tags']);
+  }
+}, 60_000);
