@@ -88,6 +88,17 @@ test('a page only B served is re-rendered once across the fleet by a webhook to 
   expect(entries.map((entry: { url: string }) => entry.url).sort()).toEqual(['/post/1', '/post/2']);
   expect(entries.every((entry: { state: string }) => entry.state === 'fresh')).toBe(true);
   expect(truncated).toBe(false);
+  // With the index gone (evicted, say), the listing walks the store instead: the same pages.
+  for await (const batch of admin.scanIterator({ MATCH: `${ns}::isr-page-index:*` })) {
+    if (batch.length > 0) await admin.del(batch);
+  }
+  const walked = JSON.parse(
+    (await a.get(`/api/revalidate/entries?secret=${SECRET}&prefix=/post/`)).body,
+  );
+  expect(walked.entries.map((entry: { url: string }) => entry.url).sort()).toEqual([
+    '/post/1',
+    '/post/2',
+  ]);
   expect([...a.reportedErrors, ...b.reportedErrors]).toEqual([]);
 }, 60_000);
 

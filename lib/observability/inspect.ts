@@ -36,8 +36,8 @@ const LISTING_BUDGET_MS = 5000;
 
 /**
  * Reading the cache for people: the state of one page, or of the pages under a prefix. The
- * memory store answers from memory; a Keyv store is walked with its iterator (SCAN on Redis,
- * never KEYS), bounded by `limit` and a time budget.
+ * memory store answers from memory; Redis from the shared tag index (SCAN when it has none);
+ * another Keyv store is walked with its iterator. Bounded by `limit` and a time budget.
  */
 export class Inspector {
   constructor(
