@@ -2,10 +2,18 @@
  * README, "Revalidate from your CMS": `mode: 'regenerate'` re-renders every matching page
  * across the fleet, whichever instance the webhook reaches. Two real app processes
  * (`fixtures/fleet-instance.ts`) share the local Redis under a namespace of each test's own;
- * behind a load balancer, instance B alone has served the pages, and the webhook hits A.
+ * behind a load balancer, instance B alone has served the pages, and the webhook hits A. Then
+ * two caches in this process, for the page whose lease another instance holds.
  */
-import { createClient } from '@keyv/redis';
+import KeyvRedis, { createClient } from '@keyv/redis';
+import express from 'express';
+import Keyv from 'keyv';
+import request from 'supertest';
+import { isr } from '../lib';
 import { cleanupsAfterEach } from './helpers/cleanups';
+import { fakeClock } from './helpers/clock';
+import { errorRecorder } from './helpers/collect';
+import { deferred } from './helpers/deferred';
 import { Instance, sleep, stopEverything } from './helpers/instances';
 import { REDIS_URL, uniqueNamespace } from './helpers/redis';
 
@@ -133,3 +141,82 @@ test('a stale or expire webhook says nothing of regenerations', async () => {
     expect(Object.keys(answer).sort()).toEqual(['mode', 'now', 'paths', 'revalidated', 'tags']);
   }
 }, 60_000);
+
+describe('two caches in this process on the shared Redis', () => {
+  test("a page whose lease B holds is waited for; B's render started before the webhook, so A renders it again", async () => {
+    const ns = uniqueNamespace('fleet-regenerate-lease');
+    const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: ns, useKeyPrefix: false });
+    cleanups.push(async () => {
+      await keyv.clear();
+      await keyv.disconnect();
+    });
+    const clock = fakeClock();
+    let content = 'v1';
+    const renders = { A: 0, B: 0 };
+    let gate: ReturnType<typeof deferred<void>> | undefined;
+    /** A's reads of the page after the webhook: its second one comes once it met B's lease. */
+    let readsOfPost = 0;
+    const readSecondTime = deferred();
+    const watched = {
+      store: keyv.store,
+      namespace: keyv.namespace,
+      get: async (key: string) => {
+        if (key === '/post' && gate !== undefined) {
+          readsOfPost += 1;
+          if (readsOfPost === 2) readSecondTime.resolve();
+        }
+        return keyv.get(key);
+      },
+      set: (key: string, value: unknown, ttl?: number) => keyv.set(key, value, ttl),
+      delete: (key: string) => keyv.delete(key),
+      getMany: (keys: string[]) => keyv.getMany(keys),
+      on: (event: 'error', listener: (error: unknown) => void) => keyv.on(event, listener),
+    };
+    const instance = (name: 'A' | 'B', store: unknown) => {
+      const recorder = errorRecorder();
+      const app = express();
+      const cache = isr({
+        store: store as Keyv,
+        l1: false,
+        now: clock.now,
+        app,
+        revalidate: 60,
+        storeTimeout: 3000,
+        onError: recorder.onError,
+        logger: recorder.logger,
+      });
+      app.use(cache);
+      app.get('/post', async (_req, res) => {
+        renders[name] += 1;
+        const shown = content;
+        if (name === 'B' && gate !== undefined) await gate.promise;
+        res.isr({ tags: ['posts'] });
+        res.type('html').send(`<p>${shown} by ${name}</p>`);
+      });
+      return { app, cache, errors: recorder.errors };
+    };
+    const a = instance('A', watched);
+    const b = instance('B', keyv);
+    cleanups.push(async () => {
+      gate?.resolve();
+      await a.cache.close();
+      await b.cache.close();
+    });
+
+    expect((await request(b.app).get('/post')).headers['x-isr-cache']).toBe('MISS');
+    await b.cache.idle();
+    // Past its window: B serves it STALE and starts a regeneration, which holds the lease.
+    clock.advanceSeconds(61);
+    gate = deferred();
+    expect((await request(b.app).get('/post')).headers['x-isr-cache']).toBe('STALE');
+    content = 'v2';
+    const revalidating = a.cache.revalidate({ tags: ['posts'], mode: 'regenerate' });
+    await readSecondTime.promise; // A tried the lease and found it taken
+    gate.resolve();
+    expect(await revalidating).toEqual({ regenerated: 1, failed: 0, pending: 0 });
+    expect(renders).toEqual({ A: 1, B: 2 });
+    const page = await request(b.app).get('/post');
+    expect([page.headers['x-isr-cache'], page.text]).toEqual(['HIT', '<p>v2 by A</p>']);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  }, 30_000);
+});
