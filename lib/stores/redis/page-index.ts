@@ -52,6 +52,8 @@ export class RedisPageIndex implements PageIndex {
     private readonly now: () => number,
     /** The deploy's version: each version indexes (and re-renders) its own pages. */
     private readonly version: string | undefined,
+    /** Pages kept per tag (`MAX_PAGES_PER_TAG`; smaller in tests). */
+    private readonly limit = MAX_PAGES_PER_TAG,
   ) {}
 
   async add(page: IndexedPage, tags: readonly string[], lifeMs?: number): Promise<void> {
@@ -65,7 +67,7 @@ export class RedisPageIndex implements PageIndex {
       String(at + lifeMs),
       member,
       String(Math.ceil(lifeMs + KEY_MARGIN_MS)),
-      String(MAX_PAGES_PER_TAG),
+      String(this.limit),
     ];
     const result = await this.guard(async () => {
       const client = await this.link.client();
@@ -78,7 +80,7 @@ export class RedisPageIndex implements PageIndex {
 
   async pagesWith(tags: readonly string[]): Promise<IndexedPage[] | undefined> {
     const found = new Map<string, IndexedPage>();
-    const lists = await Promise.all(tags.map((tag) => this.list(tag, 0, MAX_PAGES_PER_TAG)));
+    const lists = await Promise.all(tags.map((tag) => this.list(tag, 0, this.limit)));
     if (lists.every((list) => list === undefined)) return undefined;
     for (const list of lists) for (const page of list ?? []) found.set(page.variantKey, page);
     return [...found.values()];
