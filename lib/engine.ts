@@ -13,6 +13,7 @@ import type { L1 } from './stores/l1';
 import { MemoryStore } from './stores/memory';
 import { PageWrites } from './stores/page-writes';
 import type { RedisEvents } from './stores/redis/events';
+import type { RedisPageIndex } from './stores/redis/page-index';
 import { openTiers, type StoreProbe, type Walk } from './stores/tiers';
 import type { EntryStore } from './stores/types';
 import type { RequestHandler } from './types';
@@ -47,6 +48,8 @@ export class Engine extends PageWrites {
   readonly observer = new Observer((text) => this.redactor.redact(text));
   /** Which cached pages carry which tags, for `mode: 'regenerate'`. */
   readonly index = new TagIndex();
+  /** With Redis: the index every instance writes, so `regenerate` reaches every page. */
+  readonly sharedIndex: RedisPageIndex | undefined;
   protected readonly l1: L1 | undefined;
   protected readonly events: RedisEvents | undefined;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
@@ -74,6 +77,7 @@ export class Engine extends PageWrites {
     this.probe = tiers.probe;
     this.l1 = tiers.l1;
     this.events = tiers.events;
+    this.sharedIndex = tiers.pageIndex;
     this.owned = tiers.owned;
     this.version = this.isLocalStore ? undefined : options.version;
   }

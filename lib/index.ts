@@ -1,6 +1,11 @@
 import type { ResponseIsrConfig } from './types';
 
-export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/revalidator';
+export type {
+  PurgeState,
+  RevalidatePathOptions,
+  RevalidateTagOptions,
+  RevalidationResult,
+} from './invalidation/revalidator';
 export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
 export { createIsr as isr, type IsrMiddleware } from './isr';
 export type { HealthReport, InFlightRender } from './observability/health';

@@ -6,6 +6,7 @@ import {
   type RevalidatePathOptions,
   type RevalidateRequest,
   type RevalidateTagOptions,
+  type RevalidationResult,
   Revalidator,
   tagProblem,
   typeProblem,
@@ -45,14 +46,19 @@ export interface IsrMiddleware {
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
   /**
    * Several paths and tags in one invalidation (one event, one `onRevalidate` call): what the
-   * webhook uses. Every target is checked before anything is invalidated.
+   * webhook uses. Every target is checked before anything is invalidated. Resolves with what it
+   * did: with `mode: 'regenerate'`, how many pages were `regenerated`, `failed` or are still
+   * `pending`; with `onRevalidate`, how the `purge` went.
    */
-  revalidate(request: RevalidateRequest): Promise<void>;
+  revalidate(request: RevalidateRequest): Promise<RevalidationResult>;
   /** What the cache did since it was created: requests by state, regenerations, revalidations. */
   stats(): IsrStats;
   /** The state of the page at `path` (fresh, stale or expired, age, tags, size, last error). */
   entry(path: string): Promise<EntryInfo | undefined>;
-  /** The pages whose URL starts with `prefix`, at most `limit` (SCAN on Redis, never KEYS). */
+  /**
+   * The pages whose URL starts with `prefix`, at most `limit` (on Redis from the index every
+   * instance writes, else SCAN; never KEYS).
+   */
   entries(query?: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
   /**
    * This instance's view of the fleet, measured now: whether the store answers (and how fast),
@@ -124,7 +130,10 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     await revalidate({ tags: [tag], mode }, 'revalidateTag');
   }
 
-  async function revalidate(request: RevalidateRequest, method = 'revalidate'): Promise<void> {
+  async function revalidate(
+    request: RevalidateRequest,
+    method = 'revalidate',
+  ): Promise<RevalidationResult> {
     const {
       paths = [],
       tags = [],
@@ -139,7 +148,7 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
       modeProblem(mode) ??
       (source === 'api' || source === 'webhook' ? undefined : 'source must be "api" or "webhook"');
     if (problem !== undefined) invalid(`${method}: ${problem}`);
-    await revalidator.revalidate({ paths, tags, type, mode, source });
+    return revalidator.revalidate({ paths, tags, type, mode, source });
   }
 
   /**

@@ -101,6 +101,10 @@ describe('npm run demo: the README walkthrough', () => {
       paths: [],
       tags: ['post-hello'],
       mode: 'regenerate',
+      // The post and the home page (which lists it): both cached, both re-rendered.
+      regenerated: 2,
+      failed: 0,
+      pending: 0,
       now: expect.any(Number),
     });
 

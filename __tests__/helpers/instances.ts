@@ -64,6 +64,9 @@ export interface InstanceOptions {
   secret: string;
   /** How long a render of `/page/:id` takes, ms (default 80). */
   renderMs?: number;
+  /** Another app file of `fixtures/` to run, with more environment for it. */
+  fixture?: string;
+  env?: Record<string, string>;
 }
 
 /** One app process: Express 5 + isr() on a Redis Keyv, see `fixtures/instance.ts`. */
@@ -92,7 +95,8 @@ export class Instance {
   }
 
   static async start(name: string, options: InstanceOptions): Promise<Instance> {
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    const fixture = options.fixture ? path.join(path.dirname(FIXTURE), options.fixture) : FIXTURE;
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
       cwd: path.join(__dirname, '..', '..'),
       env: {
         ...process.env,
@@ -103,6 +107,7 @@ export class Instance {
         ISR_SECRET: options.secret,
         ISR_RENDER_MS: String(options.renderMs ?? 80),
         DEBUG: '',
+        ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

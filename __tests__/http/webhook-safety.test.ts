@@ -108,7 +108,7 @@ describe('a JSON null is a wrong type, not the default', () => {
 
   test('the methods throw a TypeError naming the field, and invalidate nothing', async () => {
     const s = await site();
-    const calls: [string, () => Promise<void>][] = [
+    const calls: [string, () => Promise<unknown>][] = [
       ['mode', () => s.cache.revalidatePath('/p', { mode: null as never })],
       ['type', () => s.cache.revalidatePath('/p', { type: null as never })],
       ['mode', () => s.cache.revalidateTag('posts', { mode: null as never })],

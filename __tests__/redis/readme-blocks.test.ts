@@ -34,6 +34,7 @@ const BLOCKS: Record<string, How> = {
   '## Revalidate from your CMS': { runHere: true },
   '**A headless CMS recipe.**': { runHere: true },
   '### From code': { runHere: true },
+  '### What `regenerate` answers': { runHere: true },
   '**Varnish**': { runHere: true },
   '**Cloudflare**': { runHere: true },
   '**Fastly**': { runHere: true },
@@ -215,6 +216,25 @@ test('### From code: the four calls resolve', async () => {
   cleanups.push(() => cache.close());
   await runBlock('### From code', { cache });
   expect(cache.stats().revalidations).toMatchObject({ stale: 2, expire: 1, regenerate: 1 });
+});
+
+test('### What `regenerate` answers: the counts of a regenerate', async () => {
+  const cache = isr();
+  cleanups.push(() => cache.close());
+  const app = blogApp();
+  app.use(cache);
+  app.get('/blog/hello', (_req, res) => {
+    res.isr({ tags: ['posts'] });
+    res.send('<p>hello</p>');
+  });
+  await request(app).get('/blog/hello');
+  await cache.idle();
+  const logged: unknown[] = [];
+  await runBlock('### What `regenerate` answers', {
+    cache,
+    console: { log: (line: unknown) => logged.push(line) },
+  });
+  expect(logged).toEqual(['1 re-rendered, 0 failed, 0 still going']);
 });
 
 test('## Running many instances: the Keyv it builds stores pages in Redis', async () => {

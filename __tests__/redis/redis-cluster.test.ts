@@ -455,6 +455,41 @@ describe('two instances on a 3-master Redis Cluster', () => {
     expectNoTrouble(a, b);
   });
 
+  test('regenerate through B re-renders the pages only A served, from the tag index on every shard; B lists them', async () => {
+    const { a, b, site, namespace, renders } = await twoInstances();
+    const pages = await spreadOverMasters(
+      3,
+      (i) => `/shelf-${i}/book`,
+      (path) => `${namespace}::isr-page-index:layout:${path.slice(0, path.lastIndexOf('/'))}`,
+    );
+    for (const { name } of pages) {
+      site.tags[name] = ['books'];
+      await expectVisit(a, name, 'MISS', `<p>${name} v1 by A</p>`);
+    }
+    await a.cache.idle();
+    // B has served a page of its own: it knows its app (README, `app`).
+    await expectVisit(b, '/elsewhere', 'MISS', '<p>/elsewhere v1 by B</p>');
+
+    site.version = 'v2';
+    const answer = await request(b.app)
+      .post('/api/revalidate')
+      .set('Authorization', `Bearer ${SECRET}`)
+      .send({ tag: 'books', mode: 'regenerate' });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ regenerated: 3, failed: 0, pending: 0 });
+    for (const { name } of pages) {
+      expect(renders(name)).toBe(2);
+      await expectVisit(b, name, 'HIT', `<p>${name} v2 by B</p>`);
+    }
+    // Each listing reads one folder's set, on its own shard.
+    for (const { name } of pages) {
+      const folder = name.slice(0, name.lastIndexOf('/') + 1);
+      const { entries } = await b.cache.entries({ prefix: folder });
+      expect(entries.map((entry) => entry.url)).toEqual([name]);
+    }
+    expectNoTrouble(a, b);
+  });
+
   test('the webhook on A refreshes the page on B', async () => {
     const { a, b, clock, site } = await twoInstances();
     site.tags['/news'] = ['news'];

@@ -4,8 +4,8 @@
  * Every kind of write is made on a redis-server of this file's own (a MISS, a regeneration,
  * a Vary'd page, revalidatePath and revalidateTag in every mode, prerender, an unsafe POST,
  * the `version` pointers, a lease while a render is in flight); then every key is SCANned:
- * each has a TTL, a page's is its revalidate + maxStale + staleIfError, and the tag clocks a
- * page carries outlive it.
+ * each has a TTL, a page's is its revalidate + maxStale + staleIfError, the tag clocks a
+ * page carries outlive it, and each set of the shared tag index lives as long as its pages.
  */
 import KeyvRedis, { createClient } from '@keyv/redis';
 import express from 'express';
@@ -214,11 +214,17 @@ test('every key the cache writes to Redis has a TTL, pages their useful life, cl
   expect(withoutTtl).toEqual([]);
 
   // Pages (and the Vary records and version pointers stored beside them): their useful life.
-  const kinds = { pages: 0, vary: 0, pointers: 0, clocks: 0 };
+  const kinds = { pages: 0, vary: 0, pointers: 0, clocks: 0, indexes: 0 };
   const pageTtls: { key: string; ttl: number; clockKeys: string[] }[] = [];
+  const indexKeys: string[] = [];
   for (const key of all) {
     if (key.includes('::isr-tag-clock:')) {
       kinds.clocks += 1;
+      continue;
+    }
+    if (key.includes('::isr-page-index:')) {
+      kinds.indexes += 1;
+      indexKeys.push(key);
       continue;
     }
     const value = await keyvValue(admin, key);
@@ -266,6 +272,21 @@ test('every key the cache writes to Redis has a TTL, pages their useful life, cl
   }
   expect(shortLived).toEqual([]);
 
+  // The shared tag index (which pages carry a tag, for `regenerate` on any instance): each
+  // tag's set lives as long as the longest-lived page in it and a minute more, no longer.
+  const indexShort: string[] = [];
+  for (const key of indexKeys) {
+    const ttl = ttls.get(key) as number;
+    const members = await admin.sendCommand<string[]>(['ZRANGE', key, '0', '-1']);
+    const pages = members.map((member) => (JSON.parse(member) as string[]).at(-1) as string);
+    const lives = pages.map((page) => ttls.get(`${ns}::${page}`) ?? 0);
+    if (!(ttl >= Math.max(...lives)) || ttl > Math.max(...lives) + 60_000 + SLACK_MS)
+      indexShort.push(`${key} (${ttl} ms) for ${pages.join(' ')} (${lives.join(' ')} ms)`);
+  }
+  expect(indexShort).toEqual([]);
+  expect(indexKeys).toContain(`${ns}::isr-page-index:v:v1:tag:t-1`);
+  expect(ttls.get(`${ns}::isr-page-index:v:v1:tag:forever`)).toBeGreaterThan(YEAR_MS - SLACK_MS);
+
   // A clock no page holds lives only as long as a render that started before it may take.
   const orphan = ttls.get(`${ns}::isr-tag-clock:expire:tag:nobody-has-it`);
   expect(orphan).toBeGreaterThan(0);
@@ -274,7 +295,8 @@ test('every key the cache writes to Redis has a TTL, pages their useful life, cl
   expect(v2.errors).toEqual([]);
   console.log(
     `[redis-ttl] ${all.length} keys, every one with a TTL: ${kinds.pages} pages, ` +
-      `${kinds.vary} Vary records, ${kinds.pointers} version pointers, ${kinds.clocks} tag clocks; ` +
+      `${kinds.vary} Vary records, ${kinds.pointers} version pointers, ${kinds.clocks} tag clocks, ` +
+      `${kinds.indexes} tag index sets; ` +
       `/p/1 ${Math.round((page1?.ttl ?? 0) / 1000)} s (expected ${PAGE_LIFE_MS / 1000} s), ` +
       `lease ${leaseTtl} ms, a clock no page holds ${Math.round((orphan ?? 0) / 1000)} s`,
   );

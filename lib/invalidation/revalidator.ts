@@ -1,9 +1,10 @@
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
-import type { Regenerator } from '../regeneration/regenerator';
+import type { RegenerateOutcome, Regenerator } from '../regeneration/regenerator';
 import { encodePath, layoutTag, pageTag, userTag } from '../request/cache-key';
 import { waitAtMost } from '../timeout';
 import type { RevalidateMode } from '../types';
+import type { IndexedPage } from './tag-index';
 
 /** Options of `revalidatePath`. */
 export interface RevalidatePathOptions {
@@ -96,12 +97,44 @@ export function typeProblem(type: unknown): string | undefined {
     : `type must be one of ${TYPES.join(', ')}, got ${preview(type)}`;
 }
 
+/** What a call to `onRevalidate` came to when the revalidation answered (see `Revalidator`). */
+export type PurgeState = 'ok' | 'failed' | 'pending';
+
+/**
+ * What a revalidation did, for its caller and the webhook's answer. The counts come with
+ * `mode: 'regenerate'` only (the other modes re-render nothing); `purge` only with an
+ * `onRevalidate` hook.
+ */
+export interface RevalidationResult {
+  /** Pages re-rendered and stored (by this instance, or by another holding the page's lease). */
+  regenerated?: number;
+  /** Pages whose re-render failed: the old page stays, served `STALE`, and is retried later. */
+  failed?: number;
+  /**
+   * Pages not done within `regenerateTimeout` (still rendering, queued, or left to the
+   * instance holding their lease): served `STALE` until they are, then `HIT`.
+   */
+  pending?: number;
+  /** `onRevalidate` (the CDN purge): it resolved, it threw (see `onError`), or it is still running. */
+  purge?: PurgeState;
+}
+
+/**
+ * How long a revalidation waits for `onRevalidate` before answering (`regenerateTimeout` when
+ * shorter): long enough for a purge API's answer, short enough for a CMS's webhook timeout.
+ * A purge still retrying goes on in the background (its failure still reaches `onError`).
+ */
+const PURGE_WAIT_MS = 5000;
+/** How often a page whose lease another instance holds is checked again. */
+const LEASE_POLL_MS = 25;
+
 /**
  * On-demand revalidation. `stale` and `expire` are one write per tag clock — no scan of the
  * cache, whatever its size — and every instance sharing the store sees it on its next read.
- * `regenerate` is `stale` plus a re-render of the matching pages this process knows of (see
- * `TagIndex`), a few at a time, waited for (up to `regenerateTimeout`) so that the next
- * visitor gets the new page.
+ * `regenerate` is `stale` plus a re-render of the matching pages — those this process knows
+ * of (`TagIndex`) and, with Redis, those any instance stored (`RedisPageIndex`) — a few at a
+ * time, once across the fleet (the page's lease), waited for (up to `regenerateTimeout`) so
+ * that the next visitor gets the new page.
  */
 export class Revalidator {
   constructor(
@@ -115,9 +148,11 @@ export class Revalidator {
    * Resolves once the invalidation is recorded in the store (so every instance sees it) and,
    * with `mode: 'regenerate'`, once the matching pages are re-rendered — or `regenerateTimeout`
    * has passed, after which the rest go on in the background. `onRevalidate` (a CDN purge)
-   * is told after that, so a CDN refetching at once gets the new pages.
+   * is called after that, so a CDN refetching at once gets the new pages, and waited for
+   * briefly (`PURGE_WAIT_MS`). The result says how many pages were re-rendered, failed or are
+   * still pending, and how the purge went.
    */
-  async revalidate(request: RevalidationRequest): Promise<void> {
+  async revalidate(request: RevalidationRequest): Promise<RevalidationResult> {
     const { engine } = this;
     const clockTags = [
       ...request.paths.map((path) => {
@@ -128,41 +163,66 @@ export class Revalidator {
       }),
       ...request.tags.map(userTag),
     ];
-    if (clockTags.length === 0) return;
+    if (clockTags.length === 0) return {};
     await engine.bump(clockTags, request.mode === 'expire' ? 'expire' : 'stale');
     this.onInvalidated();
     debug('revalidate: %s (%s, from %s)', clockTags.join(' '), request.mode, request.source);
     const { paths, tags, mode, source } = request;
     engine.observer.revalidate({ paths, tags, mode, source });
-    if (request.mode === 'regenerate') {
-      await waitAtMost(this.regenerateAll(clockTags), engine.options.regenerateTimeout);
-    }
-    this.forward({ paths, tags, mode, type: request.type });
+    const result: RevalidationResult =
+      request.mode === 'regenerate' ? await this.regenerateAll(clockTags) : {};
+    const purge = await this.forward({ paths, tags, mode, type: request.type });
+    if (purge !== undefined) result.purge = purge;
+    return result;
   }
 
-  /** The `onRevalidate` hook (e.g. a CDN purge): in the background, errors reported. */
-  private forward(event: {
+  /**
+   * The `onRevalidate` hook (e.g. a CDN purge), waited for `PURGE_WAIT_MS` at most (it goes on
+   * in the background after that, `close()` waiting for it as for a regeneration); a failure
+   * goes to `onError`. `undefined` without a hook.
+   */
+  private async forward(event: {
     paths: string[];
     tags: string[];
     mode: RevalidateMode;
     type: 'page' | 'layout';
-  }): void {
+  }): Promise<PurgeState | undefined> {
     const hook = this.engine.options.onRevalidate;
-    if (hook === undefined) return;
-    this.regenerator.track(
-      (async () => {
-        await hook(event);
-      })().catch((error) => this.engine.reporter.error(error, { phase: 'on-revalidate' })),
+    if (hook === undefined) return undefined;
+    let state: PurgeState = 'pending';
+    const work = (async () => {
+      await hook(event);
+    })().then(
+      () => {
+        state = 'ok';
+      },
+      (error) => {
+        state = 'failed';
+        this.engine.reporter.error(error, { phase: 'on-revalidate' });
+      },
     );
+    this.regenerator.track(work);
+    await waitAtMost(work, Math.min(PURGE_WAIT_MS, this.engine.options.regenerateTimeout));
+    return state;
   }
 
-  /** Re-renders the indexed pages carrying any of `clockTags`; settles when all are done. */
-  private regenerateAll(clockTags: string[]): Promise<unknown> {
-    const queue = this.engine.index.pagesWith(clockTags);
-    debug('revalidate: re-rendering %d page(s)', queue.length);
+  /**
+   * Re-renders the pages carrying any of `clockTags`, `REGENERATE_CONCURRENCY` at a time;
+   * resolves with the counts once all are done or `regenerateTimeout` has passed (the rest go
+   * on in the background). A page found gone counts in none of them.
+   */
+  private async regenerateAll(
+    clockTags: string[],
+  ): Promise<Required<Pick<RevalidationResult, 'regenerated' | 'failed' | 'pending'>>> {
+    const { engine } = this;
+    const deadline = Date.now() + engine.options.regenerateTimeout;
+    const pages = await this.pagesWith(clockTags);
+    debug('revalidate: re-rendering %d page(s)', pages.length);
+    const done = { regenerated: 0, failed: 0, skipped: 0, deferred: 0 };
+    const queue = [...pages];
     const worker = async () => {
       for (let page = queue.shift(); page !== undefined; page = queue.shift()) {
-        await this.regenerator.regenerate(page.key, page.variantKey);
+        done[await this.settle(page, deadline)] += 1;
       }
     };
     const workers: Promise<void>[] = [];
@@ -172,6 +232,51 @@ export class Revalidator {
       workers.push(work);
     }
     // A failed lookup or render is reported by `track`; the caller only waits.
-    return Promise.allSettled(workers);
+    await waitAtMost(Promise.allSettled(workers), Math.max(0, deadline - Date.now()));
+    // Counted now: what finishes later is still `pending` in this answer.
+    const { regenerated, failed, skipped } = done;
+    return { regenerated, failed, pending: pages.length - regenerated - failed - skipped };
+  }
+
+  /**
+   * The pages to re-render: those this process stored or served, and — with Redis — those
+   * any instance stored (an index that cannot be read leaves the first only).
+   */
+  private async pagesWith(clockTags: string[]): Promise<IndexedPage[]> {
+    const found = new Map<string, IndexedPage>();
+    for (const page of this.engine.index.pagesWith(clockTags)) found.set(page.variantKey, page);
+    const shared = await this.engine.sharedIndex?.pagesWith(clockTags);
+    for (const page of shared ?? []) found.set(page.variantKey, page);
+    return [...found.values()];
+  }
+
+  /**
+   * Re-renders one page, once across the instances sharing the store. When another instance
+   * holds the page's lease, it is waited for (until `deadline`). Either way, what is stored
+   * then must be fresh: a render another instance started before this invalidation stored a
+   * page that is already stale, and it is re-rendered here once more. Not fresh by then, the
+   * page is `deferred` (pending): served `STALE`, and regenerated on a later request.
+   */
+  private async settle(page: IndexedPage, deadline: number): Promise<RegenerateOutcome> {
+    const { engine } = this;
+    for (let attempt = 1; ; attempt += 1) {
+      const outcome = await this.regenerator.regenerate(page.key, page.variantKey);
+      if (outcome === 'failed' || outcome === 'skipped') return outcome;
+      if (outcome === 'deferred' && !(await this.leaseReleased(page.variantKey, deadline)))
+        return 'deferred';
+      const entry = await engine.lookupEntry(page.variantKey);
+      if (entry === undefined) return 'skipped';
+      if ((await engine.freshness(entry)).state === 'fresh') return 'regenerated';
+      if (attempt === 2) return 'deferred';
+    }
+  }
+
+  /** Whether nobody holds `variantKey`'s lease any more, checked until `deadline`. */
+  private async leaseReleased(variantKey: string, deadline: number): Promise<boolean> {
+    while (await this.engine.lock.held(variantKey)) {
+      if (Date.now() + LEASE_POLL_MS > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS).unref());
+    }
+    return true;
   }
 }

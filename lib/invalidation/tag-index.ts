@@ -14,7 +14,20 @@ export interface IndexedPage {
   variantKey: string;
 }
 
-export class TagIndex {
+/**
+ * Which pages carry which tags: this process's `TagIndex`, or the one every instance sharing a
+ * Redis writes (stores/redis/page-index.ts). An index only says which pages to re-render
+ * ahead of their next visitor: a page it forgets (bound, eviction, an outage) is still made
+ * stale by the tag clocks.
+ */
+export interface PageIndex {
+  /** Records `page` under each of `tags`, for `lifeMs` (the page's life in the store) when given. */
+  add(page: IndexedPage, tags: readonly string[], lifeMs?: number): void | Promise<void>;
+  /** The pages carrying any of `tags`, each once; `undefined` when the index cannot be read. */
+  pagesWith(tags: readonly string[]): IndexedPage[] | Promise<IndexedPage[] | undefined>;
+}
+
+export class TagIndex implements PageIndex {
   private readonly pages = new Map<string, { page: IndexedPage; tags: readonly string[] }>();
   private readonly byTag = new Map<string, Set<string>>();
 

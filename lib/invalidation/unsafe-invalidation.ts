@@ -37,7 +37,7 @@ export class UnsafeInvalidation {
 
   constructor(
     private readonly engine: Engine,
-    private readonly invalidate: (path: string) => Promise<void>,
+    private readonly invalidate: (path: string) => Promise<unknown>,
   ) {}
 
   /** A `method` request to `path` succeeded. */

@@ -39,8 +39,8 @@ const LISTING_BUDGET_MS = 5000;
 
 /**
  * Reading the cache for people: the state of one page, or of the pages under a prefix. The
- * memory store answers from memory; a Keyv store is walked with its iterator (SCAN on Redis,
- * never KEYS), bounded by `limit` and a time budget.
+ * memory store answers from memory; Redis from the shared tag index (SCAN when it has none);
+ * another Keyv store is walked with its iterator. Bounded by `limit` and a time budget.
  */
 export class Inspector {
   constructor(
@@ -65,7 +65,9 @@ export class Inspector {
     }
     const deadline = Date.now() + LISTING_BUDGET_MS;
     const entries: EntryInfo[] = [];
-    const walk = this.engine.walk()[Symbol.asyncIterator]();
+    // On Redis, the pages of the index every instance writes (stores/redis/indexed-walk.ts),
+    // SCAN when it has none; elsewhere the store's own walk.
+    const walk = this.engine.walk(prefix)[Symbol.asyncIterator]();
     try {
       for (;;) {
         // Each step is raced against the budget: a scan through millions of other apps' keys

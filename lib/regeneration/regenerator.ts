@@ -16,6 +16,9 @@ const MAX_FAILURES = 10_000;
  */
 export const MAX_CONCURRENT_REGENERATIONS = 8;
 
+/** How an explicit `regenerate()` went (see there). */
+export type RegenerateOutcome = 'regenerated' | 'failed' | 'skipped' | 'deferred';
+
 interface Failure {
   attempt: number;
   retryAt: number;
@@ -62,17 +65,26 @@ export class Regenerator {
   /**
    * Regenerates now, asked for explicitly (no backoff). A run already going may have started
    * before the invalidation that asks for this one: it is waited for, and a new run starts
-   * unless the page it stored is fresh.
+   * unless the page it stored is fresh. Says how it went: `regenerated` (a newer page is
+   * stored, by this run or another instance's), `failed` (the old page stays, backing off),
+   * `skipped` (no page there any more, or closing) or `deferred` (nothing newer stored: another
+   * instance holds the page's lease, or the render was not stored because an invalidation
+   * came during it).
    */
-  async regenerate(key: string, variantKey: string): Promise<void> {
-    if (this.closed) return;
+  async regenerate(key: string, variantKey: string): Promise<RegenerateOutcome> {
+    if (this.closed) return 'skipped';
     const running = this.running.get(variantKey);
     if (running !== undefined) await running;
     const entry = await this.engine.lookupEntry(variantKey);
-    if (entry === undefined || this.closed) return;
-    if (running !== undefined && (await this.engine.freshness(entry)).state === 'fresh') return;
+    if (entry === undefined || this.closed) return 'skipped';
+    if (running !== undefined && (await this.engine.freshness(entry)).state === 'fresh')
+      return 'regenerated';
     this.failures.delete(variantKey);
     await (this.running.get(variantKey) ?? this.start(key, variantKey, entry));
+    if (this.failures.has(variantKey)) return 'failed';
+    const stored = await this.engine.lookupEntry(variantKey);
+    if (stored === undefined) return 'skipped';
+    return stored.generatedAt > entry.generatedAt ? 'regenerated' : 'deferred';
   }
 
   /** Background work started on behalf of regenerations, for `idle()` to wait for. */

@@ -1,5 +1,5 @@
 import { usefulLifeMs } from '../invalidation/freshness';
-import type { TagIndex } from '../invalidation/tag-index';
+import type { PageIndex, TagIndex } from '../invalidation/tag-index';
 import { debug, type Reporter } from '../observability/report';
 import { clockTags, entryOf, PageLookups, variantKeyOf } from '../request/lookup';
 import type { CacheEntry } from '../types';
@@ -24,6 +24,7 @@ const CLOCK_HOLD_MARGIN_MS = 60_000;
 export abstract class PageWrites extends PageLookups {
   abstract readonly reporter: Reporter;
   abstract readonly index: TagIndex;
+  abstract readonly sharedIndex: PageIndex | undefined;
   protected abstract readonly events: RedisEvents | undefined;
   abstract get isLocalStore(): boolean;
 
@@ -96,6 +97,8 @@ export abstract class PageWrites extends PageLookups {
       if (this.version !== undefined) {
         await this.store.set(this.latestKeyOf(key), { latest: this.version }, ttl);
       }
+      // Last: the other instances hear of the page first; only `regenerate` reads the index.
+      await this.sharedIndex?.add({ key, variantKey: target }, clockTags(entry), ttl);
     }
     debug(
       'store: %s (%d bytes%s%s; %s)%s',

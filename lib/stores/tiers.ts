@@ -10,13 +10,18 @@ import { L1 } from './l1';
 import { MemoryStore } from './memory';
 import { keyvFromUrl, redisLinkOf } from './redis/client';
 import { RedisEvents } from './redis/events';
+import { indexedWalk } from './redis/indexed-walk';
 import { RedisLock } from './redis/lock';
+import { RedisPageIndex } from './redis/page-index';
 import { RedisTagClocks } from './redis/tag-clocks';
 import { SerializedStore } from './serialized-store';
 import type { EntryStore } from './types';
 
-/** Walks every stored value (for inspection only: never on a request's path). */
-export type Walk = () => AsyncIterable<[string, StoredValue]>;
+/**
+ * Walks the stored values — every one, or (from the shared index on Redis) the pages under
+ * `prefix` — for inspection only: never on a request's path.
+ */
+export type Walk = (prefix?: string) => AsyncIterable<[string, StoredValue]>;
 
 export interface Tiers {
   store: EntryStore;
@@ -26,6 +31,8 @@ export interface Tiers {
   /** With Redis: the in-process copy and the events that keep it coherent. */
   l1?: L1;
   events?: RedisEvents;
+  /** With Redis: which pages carry which tags, shared by every instance. */
+  pageIndex?: RedisPageIndex;
   /** A store `isr()` created itself (from a URL), closed by `close()`. */
   owned?: { close(): Promise<void> };
   /** What `cache.health()` reads. */
@@ -123,6 +130,17 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
   };
   // A render is cut off after twice `regenerateTimeout`; a minute on top for its store.
   if (link) tiers.clocks = new RedisTagClocks(link, guard, 2 * options.regenerateTimeout + 60_000);
+  if (link) {
+    const index = new RedisPageIndex(link, guard, options.now, options.version);
+    tiers.pageIndex = index;
+    tiers.walk = (prefix = '/') =>
+      indexedWalk(
+        index,
+        prefix,
+        (key) => guarded.get(key),
+        () => serialized.entries(),
+      );
+  }
   if (link !== undefined && options.l1 !== false) {
     const l1 = new L1(options.l1.maxSize);
     tiers.l1 = l1;

@@ -7,6 +7,7 @@ import type {
   RevalidatePathOptions,
   RevalidateRequest,
   RevalidateTagOptions,
+  RevalidationResult,
 } from '../revalidator';
 import { bearerOf, digest, signatureMatches } from './auth';
 import { collectInput, HttpError, readBody, safely } from './input';
@@ -16,8 +17,11 @@ import { checkRouterOptions } from './router-options';
 export interface Revalidatable {
   revalidatePath(path: string, options?: RevalidatePathOptions): Promise<void>;
   revalidateTag(tag: string, options?: RevalidateTagOptions): Promise<void>;
-  /** When present (as on `isr()`), used to record a call's targets as one invalidation. */
-  revalidate?(request: RevalidateRequest): Promise<void>;
+  /**
+   * When present (as on `isr()`), used to record a call's targets as one invalidation; what
+   * it resolves with (`regenerated`, `failed`, `pending`, `purge`) goes into the answer.
+   */
+  revalidate?(request: RevalidateRequest): Promise<unknown>;
   /** When present (as on `isr()`), `GET /entry?path=` answers with it. */
   entry?(path: string): Promise<EntryInfo | undefined>;
   /** When present (as on `isr()`), `GET /entries?prefix=&limit=` answers with it. */
@@ -193,8 +197,9 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       throw new HttpError(401, 'missing or wrong secret');
     }
     const input = safely(() => collectInput(query, body, settings.maxTargets));
+    let result: unknown;
     if (cache.revalidate) {
-      await cache.revalidate({ ...input, source: 'webhook' });
+      result = await cache.revalidate({ ...input, source: 'webhook' });
     } else {
       // `Revalidatable` stays any object with revalidatePath/revalidateTag (a public type:
       // requiring `revalidate` would break such caches). Without `revalidate`, the targets are
@@ -219,6 +224,7 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       paths: input.paths,
       tags: input.tags,
       mode: input.mode,
+      ...outcomeOf(result),
       now: Date.now(),
     };
   }
@@ -245,6 +251,23 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
     if (!ok && settings.verify !== undefined) ok = (await settings.verify(req, raw)) === true;
     return ok;
   }
+}
+
+/**
+ * The counts (`mode: 'regenerate'`) and the purge state (`onRevalidate`) of a revalidation,
+ * for the answer: only those fields, only of their types, whatever the cache resolved with.
+ */
+function outcomeOf(result: unknown): RevalidationResult {
+  const outcome: RevalidationResult = {};
+  if (typeof result !== 'object' || result === null) return outcome;
+  const given = result as Record<string, unknown>;
+  for (const name of ['regenerated', 'failed', 'pending'] as const) {
+    const count = given[name];
+    if (typeof count === 'number') outcome[name] = count;
+  }
+  const purge = given.purge;
+  if (purge === 'ok' || purge === 'failed' || purge === 'pending') outcome.purge = purge;
+  return outcome;
 }
 
 function splitUrl(url: string): { pathname: string; query: URLSearchParams } {

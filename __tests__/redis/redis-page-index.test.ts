@@ -1,0 +1,59 @@
+/**
+ * README, "Running many instances": the shared tag index keeps at most a bound of pages per
+ * tag (those that expire last), never lists a page past its life, and each tag's set lives as
+ * long as the longest-lived page in it plus a minute. Its own namespace on the local Redis.
+ */
+import KeyvRedis, { createClient } from '@keyv/redis';
+import Keyv from 'keyv';
+import { redisLinkOf } from '../../lib/stores/redis/client';
+import { RedisPageIndex } from '../../lib/stores/redis/page-index';
+import type { IsrStore } from '../../lib/stores/types';
+import { cleanupsAfterEach } from '../helpers/cleanups';
+import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
+import { fakeClock } from '../helpers/time';
+
+const cleanups = cleanupsAfterEach();
+
+test('a tag keeps the pages that expire last, up to its bound; expired ones are never listed; the set outlives its pages by a minute', async () => {
+  const ns = uniqueNamespace('page-index');
+  const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: ns, useKeyPrefix: false });
+  const admin = createClient({ url: REDIS_URL });
+  await admin.connect();
+  cleanups.push(async () => {
+    await admin.del(`${ns}::isr-page-index:tag:t`);
+    admin.destroy();
+    await keyv.disconnect();
+  });
+  const link = redisLinkOf(keyv as unknown as IsrStore);
+  if (link === undefined) throw new Error('no Redis link');
+  const clock = fakeClock();
+  const guard = async <T>(call: () => Promise<T>) => ({ ok: true as const, value: await call() });
+  const index = new RedisPageIndex(link, guard, clock.now, undefined, 3);
+
+  const minute = 60_000;
+  for (const [path, minutes] of [
+    ['/a', 5],
+    ['/b', 1],
+    ['/c', 10],
+    ['/d', 3],
+    ['/e', 7],
+  ] as const) {
+    await index.add({ key: path, variantKey: path }, ['tag:t'], minutes * minute);
+  }
+  const keys = async () =>
+    ((await index.pagesWith(['tag:t'])) ?? []).map((page) => page.variantKey).sort();
+  // Bound 3: /b (1 min) and /d (3 min), which expire first, were dropped.
+  expect(await keys()).toEqual(['/a', '/c', '/e']);
+  const ttl = await admin.pTTL(`${ns}::isr-page-index:tag:t`);
+  expect(ttl).toBeGreaterThan(11 * minute - 5000);
+  expect(ttl).toBeLessThanOrEqual(11 * minute);
+
+  // Six minutes on, /a (5 min) is past its life: not listed, and dropped at the next write.
+  clock.advance(6 * minute);
+  expect(await keys()).toEqual(['/c', '/e']);
+  await index.add({ key: '/f', variantKey: '/f\0accept-language=fr' }, ['tag:t'], minute);
+  expect(await index.pagesWith(['tag:t'])).toEqual(
+    expect.arrayContaining([{ key: '/f', variantKey: '/f\0accept-language=fr' }]),
+  );
+  expect(await admin.zCard(`${ns}::isr-page-index:tag:t`)).toBe(3);
+});
