@@ -1,11 +1,7 @@
 import type { ResponseIsrConfig } from './types';
 
-export type {
-  PurgeState,
-  RevalidatePathOptions,
-  RevalidateTagOptions,
-  RevalidationResult,
-} from './invalidation/revalidator';
+export type { PurgeState, RevalidationResult } from './invalidation/revalidator';
+export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/targets';
 export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
 export { createIsr as isr, type IsrMiddleware } from './isr';
 export type { HealthReport, InFlightRender } from './observability/health';

@@ -1,16 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Engine } from './engine';
+import { type RevalidationResult, Revalidator } from './invalidation/revalidator';
 import {
   modeProblem,
   pathProblem,
   type RevalidatePathOptions,
   type RevalidateRequest,
   type RevalidateTagOptions,
-  type RevalidationResult,
-  Revalidator,
   tagProblem,
   typeProblem,
-} from './invalidation/revalidator';
+} from './invalidation/targets';
 import { UnsafeInvalidation } from './invalidation/unsafe-invalidation';
 import { type HealthReport, health } from './observability/health';
 import { type EntriesQuery, type EntryInfo, Inspector } from './observability/inspect';

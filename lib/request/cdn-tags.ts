@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { preview, tagProblem } from '../invalidation/revalidator';
+import { preview, tagProblem } from '../invalidation/targets';
 import type { WarningCode } from '../observability/warnings';
 import { mergeTags } from '../render/entry';
 import { implicitTags } from './cache-key';

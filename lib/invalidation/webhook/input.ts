@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { RevalidateMode } from '../../types';
-import { modeProblem, pathProblem, preview, tagProblem, typeProblem } from '../revalidator';
+import { modeProblem, pathProblem, preview, tagProblem, typeProblem } from '../targets';
 
 /**
  * Reading a webhook call: the body (whether or not a body parser already ran), and the

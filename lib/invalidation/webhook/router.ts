@@ -3,14 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HealthReport } from '../../observability/health';
 import type { EntriesQuery, EntryInfo } from '../../observability/inspect';
 import { PROTECT_SECRET } from '../../observability/redact';
-import type {
-  RevalidatePathOptions,
-  RevalidateRequest,
-  RevalidateTagOptions,
-  RevalidationResult,
-} from '../revalidator';
+import type { RevalidationResult } from '../revalidator';
+import type { RevalidatePathOptions, RevalidateRequest, RevalidateTagOptions } from '../targets';
 import { bearerOf, digest, signatureMatches } from './auth';
 import { collectInput, HttpError, readBody, safely } from './input';
+import { isReading, read } from './readings';
 import { checkRouterOptions } from './router-options';
 
 /** What the router needs from the cache: the two methods of the `isr()` middleware. */
@@ -94,9 +91,9 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
   return function revalidateHandler(req, res, next) {
     const { pathname, query } = splitUrl(req.url ?? '/');
     (req as unknown as Record<symbol, boolean>)[WEBHOOK_REQUEST] = true;
-    const answer = (work: Promise<unknown>, what: string) =>
+    const answer = (work: Promise<{ status: number; body: unknown }>, what: string) =>
       work
-        .then((result) => sendJson(res, 200, result))
+        .then(({ status, body }) => sendJson(res, status, body))
         .catch((error: unknown) => {
           if (error instanceof HttpError) {
             // The rest of a body that timed out may still be coming: the connection is not
@@ -108,30 +105,17 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
             sendJson(res, 503, { error: `${what} failed: ${(error as Error)?.message ?? error}` });
           }
         });
-    if ((pathname === '/entries' || pathname === '/entry') && (cache.entries || cache.entry)) {
+    if (isReading(cache, pathname)) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.setHeader('allow', 'GET');
         sendJson(res, 405, { error: `use GET for ${pathname}` });
         return;
       }
-      answer(inspect(req, pathname, query), 'inspection');
-      return;
-    }
-    if (pathname === '/health' && cache.health) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.setHeader('allow', 'GET');
-        sendJson(res, 405, { error: 'use GET for /health' });
-        return;
-      }
-      checkHealth(req, query).then(
-        (report) => sendJson(res, report.status === 'ok' ? 200 : 503, report),
-        (error: unknown) =>
-          error instanceof HttpError
-            ? sendJson(res, error.status, { error: error.message })
-            : sendJson(res, 503, {
-                error: `health check failed: ${(error as Error)?.message ?? error}`,
-              }),
-      );
+      const work = authenticated(req, query, {}, Buffer.alloc(0)).then((ok) => {
+        if (!ok) throw new HttpError(401, 'missing or wrong secret');
+        return read(cache, pathname, query);
+      });
+      answer(work, pathname === '/health' ? 'health check' : 'inspection');
       return;
     }
     if (pathname !== '/' && pathname !== '') {
@@ -143,39 +127,11 @@ export function revalidateRouter(cache: Revalidatable, options: RevalidateRouter
       sendJson(res, 405, { error: 'use POST to revalidate' });
       return;
     }
-    answer(handle(req, query), 'revalidation');
+    answer(
+      handle(req, query).then((body) => ({ status: 200, body })),
+      'revalidation',
+    );
   };
-
-  /** `GET /entry?path=…` and `GET /entries?prefix=…&limit=…`, behind the same secret. */
-  async function inspect(req: IncomingMessage, pathname: string, query: URLSearchParams) {
-    if (!(await authenticated(req, query, {}, Buffer.alloc(0)))) {
-      throw new HttpError(401, 'missing or wrong secret');
-    }
-    if (pathname === '/entry') {
-      const path = query.get('path');
-      if (path === null || !path.startsWith('/')) {
-        throw new HttpError(400, 'give the page as ?path=/… (a path starting with "/")');
-      }
-      const info = await cache.entry?.(path);
-      if (info === undefined) throw new HttpError(404, `no cached page for ${path}`);
-      return info;
-    }
-    const prefix = query.get('prefix') ?? '/';
-    const limit = Number(query.get('limit') ?? 100);
-    if (!prefix.startsWith('/')) throw new HttpError(400, 'prefix must start with "/"');
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new HttpError(400, 'limit must be a whole number from 1 to 1000');
-    }
-    return cache.entries?.({ prefix, limit });
-  }
-
-  /** `GET /health`, behind the same secret: 200 while the store answers, 503 when it does not. */
-  async function checkHealth(req: IncomingMessage, query: URLSearchParams): Promise<HealthReport> {
-    if (!(await authenticated(req, query, {}, Buffer.alloc(0)))) {
-      throw new HttpError(401, 'missing or wrong secret');
-    }
-    return (cache.health as () => Promise<HealthReport>)();
-  }
 
   async function handle(req: IncomingMessage, query: URLSearchParams) {
     let read: { raw: Buffer; body: Record<string, unknown> };
