@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Engine, LEASE_TTL_MS } from '../engine';
+import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { variantKeyOf } from '../request/lookup';
 import { replay } from '../request/replay';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
+import { claim } from './claim';
 import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
@@ -122,45 +123,24 @@ export class ColdFlights {
     debug('miss: %s', variantKey);
     const { options: o } = this.engine;
     const handOver = once(next);
-    let release = (): void => {};
     const forget = () => {
       if (this.flights.get(variantKey) === flight) {
         this.flights.delete(variantKey);
         this.finished.delete(variantKey);
       }
-      release();
     };
     const waiting = new WaitingRoom<Outcome>(o.regenerateTimeout, (error) =>
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey }),
     );
     let flight: Flight | undefined;
-    const result = (async (): Promise<Outcome> => {
-      const lease = await this.engine.lock.acquire(variantKey, LEASE_TTL_MS);
-      if (lease === undefined) {
-        const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
-        if (elsewhere !== undefined) {
-          debug('miss: %s rendered by another instance', variantKey);
-          this.engine.observer.miss(variantKey);
-          forget();
-          replay(req, res, elsewhere, 'MISS', o.now(), o);
-          return { entry: elsewhere };
-        }
-      } else {
-        // Waited for by `idle()` and `close()`: a store closed after them must not cut it off.
-        release = () => {
-          const released = lease.release().finally(() => this.storing.delete(released));
-          this.storing.add(released);
-        };
-        // Another instance may have stored the page between our lookup and our lease.
-        const stored = await this.storedElsewhere(target.key, req.headers);
-        if (stored !== undefined) {
-          debug('miss: %s rendered by another instance meanwhile', variantKey);
-          this.engine.observer.miss(variantKey);
-          forget();
-          replay(req, res, stored, 'MISS', o.now(), o);
-          return { entry: stored };
-        }
-      }
+    const replayFound = (found: CacheEntry, where: string): Outcome => {
+      debug('miss: %s rendered by another instance%s', variantKey, where);
+      this.engine.observer.miss(variantKey);
+      forget();
+      replay(req, res, found, 'MISS', o.now(), o);
+      return { entry: found };
+    };
+    const renderHere = async (hold: (saving: Promise<unknown>) => void): Promise<Outcome> => {
       const { entry, response } = await this.render(
         req,
         res,
@@ -168,6 +148,7 @@ export class ColdFlights {
         variantKey,
         { ...target, hung: () => flight?.hung },
         forget,
+        hold,
       );
       if (entry === undefined && failedRender(response)) {
         // Already counted (and its waiters answered) when it ran past the deadline.
@@ -201,7 +182,24 @@ export class ColdFlights {
         return {};
       if (this.flights.get(variantKey) === flight) this.finished.set(variantKey, entry);
       return { entry };
-    })().catch((error): Outcome => {
+    };
+    const result = claim(this.engine, variantKey, {
+      // Another instance renders it: its page is waited for, and rendered here if none comes.
+      taken: async () => {
+        const elsewhere = await this.awaitOtherInstance(target.key, variantKey, req.headers);
+        return elsewhere === undefined ? renderHere(() => {}) : replayFound(elsewhere, '');
+      },
+      storedMeanwhile: async () => {
+        const stored = await this.storedElsewhere(target.key, req.headers);
+        return stored === undefined ? undefined : replayFound(stored, ' meanwhile');
+      },
+      render: renderHere,
+      // Waited for by `idle()` and `close()`: a store closed after them must not cut it off.
+      releasing: (released) => {
+        const tracked = released.finally(() => this.storing.delete(tracked));
+        this.storing.add(tracked);
+      },
+    }).catch((error): Outcome => {
       forget();
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
       // Fail open, unless the app already has the request or it was answered.
@@ -467,6 +465,7 @@ export class ColdFlights {
     variantKey: string,
     target: MissTarget,
     done: () => void,
+    hold: (saving: Promise<unknown>) => void,
   ): Promise<Pick<MissResult, 'entry' | 'response'>> {
     const { entry, stored, response, uncacheable } = await renderMiss(
       this.engine,
@@ -491,6 +490,7 @@ export class ColdFlights {
           done();
         });
       this.storing.add(tracked);
+      hold(tracked);
     }
     return { entry, response };
   }
