@@ -6,11 +6,10 @@ import { replay } from '../request/replay';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
 import { claim } from './claim';
+import { answerFailed } from './failure-answer';
 import { inProcessLock } from './lease';
 import { type MissResult, type MissTarget, renderMiss, variantMatches } from './miss';
 import {
-  answerFailure,
-  answerStaleIfError,
   failedRender,
   type RenderFailure,
   RenderFailures,
@@ -111,7 +110,7 @@ export class ColdFlights {
       // A waiter's own request goes to the app when the render cannot be shared (personal,
       // another variant); and at once when it already waited in front of the app
       // (`joinBeforeApp`): nobody waits for somebody else's render twice. A render that failed
-      // or hung is not repeated by every waiter: they get its answer (`answerFailure`).
+      // or hung is not repeated by every waiter: they get its answer (`answerFailed`).
       const own = () => this.passOn(res, once(next), variantKey, 'not shareable');
       if (this.waited.has(req)) own();
       else
@@ -204,9 +203,7 @@ export class ColdFlights {
       this.engine.reporter.error(error, { phase: 'miss', key: variantKey });
       // Fail open, unless the app already has the request or it was answered.
       if (res.headersSent || res.writableEnded) return {};
-      if (target.fallback !== undefined)
-        answerStaleIfError(req, res, this.engine, target.fallback, variantKey, undefined);
-      else handOver();
+      if (!answerFailed(this.engine, req, res, variantKey, target.fallback, {})) handOver();
       return {};
     });
     // Past `regenerateTimeout` the render counts as failed (RFC 9110 §15.6.5, 504): its waiters
@@ -278,27 +275,7 @@ export class ColdFlights {
   ): boolean {
     const failure = this.flights.get(variantKey)?.hung ?? this.failures.active(variantKey);
     if (failure === undefined) return false;
-    this.answerFailed(req, res, variantKey, failure, fallback);
-    return true;
-  }
-
-  /** A failed render's answer: its stale stand-in (RFC 5861) when there is one, else its error. */
-  private answerFailed(
-    req: IncomingMessage,
-    res: ServerResponse,
-    variantKey: string,
-    failure: RenderFailure,
-    fallback: CacheEntry | undefined,
-    collapsed = true,
-  ): void {
-    const { options } = this.engine;
-    if (fallback !== undefined) {
-      answerStaleIfError(req, res, this.engine, fallback, variantKey, failure.answer?.status);
-      return;
-    }
-    debug('miss: %s answered from its failed render (attempt %d)', variantKey, failure.attempt);
-    this.engine.observer.miss(variantKey);
-    answerFailure(req, res, failure, options.now(), options.cacheStatus, collapsed);
+    return answerFailed(this.engine, req, res, variantKey, fallback, { failure });
   }
 
   /**
@@ -440,7 +417,7 @@ export class ColdFlights {
           answer: undefined,
         };
       debug('miss: %s: the render it waited for failed', variantKey);
-      this.answerFailed(req, res, variantKey, failure, fallback);
+      answerFailed(this.engine, req, res, variantKey, fallback, { failure });
       return;
     }
     const entry = shared.entry;

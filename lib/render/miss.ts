@@ -17,12 +17,8 @@ import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
 import { type Captured, captureResponse } from './capture';
 import { buildEntry, strongEtag } from './entry';
-import {
-  answerFailure,
-  answerStaleIfError,
-  errorMayBeShared,
-  type RenderFailure,
-} from './render-failures';
+import { answerFailed } from './failure-answer';
+import { errorMayBeShared, type RenderFailure } from './render-failures';
 import { installResponseConfig, responseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
 import { syntheticExchange } from './synthetic-request';
@@ -140,9 +136,9 @@ export function renderMiss(
    * visitor in its place. False when there is none, or the visitor was answered already.
    */
   const staleInstead = (status: number | undefined): boolean => {
-    if (target.fallback === undefined || visitor !== 'undecided' || res.headersSent) return false;
+    if (visitor !== 'undecided' || res.headersSent) return false;
+    if (!answerFailed(engine, req, res, target.key, target.fallback, { status })) return false;
     visitor = 'done';
-    answerStaleIfError(req, res, engine, target.fallback, target.key, status);
     return true;
   };
 
@@ -306,18 +302,16 @@ export function renderMiss(
   // be stored; one still running `regenerateTimeout` later is cut off (an Express 4 route
   // whose promise rejected never ends its response), so that the page is tried again.
   const deadline = setTimeout(() => {
-    if (staleInstead(undefined)) {
-      // Answered with the page's last good version; the render may still end and be stored.
-    } else if (visitor === 'undecided') {
+    if (visitor === 'undecided') {
       visitor = 'done';
-      const now = options.now();
       const failure = target.hung?.() ?? {
         kind: 'timed-out',
         attempt: 1,
-        retryAt: now + options.regenerateTimeout,
+        retryAt: options.now() + options.regenerateTimeout,
         answer: undefined,
       };
-      answerFailure(req, res, failure, now, options.cacheStatus, false);
+      // The page's last good version, or the 504; the render may still end and be stored.
+      answerFailed(engine, req, res, target.key, target.fallback, { failure, collapsed: false });
     }
     const cutOffLater = setTimeout(() => {
       failure = `the render took longer than ${2 * options.regenerateTimeout} ms`;
