@@ -1,27 +1,20 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { checkRevalidate } from '../observability/setup-checks';
 import { setCdnTagHeader } from '../request/cdn-tags';
-import {
-  carriesCookies,
-  codingProblem,
-  headerText,
-  responseUncacheableReason,
-  unkeyedHeaderReason,
-  varyNames,
-} from '../request/eligibility';
+import { carriesCookies, headerText, varyNames } from '../request/eligibility';
 import { answeredNotModified, relayHead, sameVariant } from '../request/relay';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
-import { type Captured, captureResponse } from './capture';
+import type { Captured } from './capture';
 import { buildEntry, strongEtag } from './entry';
 import { answerFailed } from './failure-answer';
+import { PageRender } from './page-render';
 import { errorMayBeShared, type RenderFailure } from './render-failures';
-import { installResponseConfig, responseConfig } from './response-config';
+import { installResponseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
-import { syntheticExchange } from './synthetic-request';
 
 export interface MissResult {
   /** The page, without br/gzip variants yet: shareable with requests that waited for it. */
@@ -100,10 +93,8 @@ export function renderMiss(
   const requestHeaders =
     target.requestHeaders ??
     sharedRequestHeaders(req, options.forwardHeaders, target.vary, options.host);
-  const generatedAt = engine.renderStart();
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  const shared = syntheticExchange(target.url, requestHeaders, encrypted);
-  installResponseConfig(shared.res as IsrResponse);
+  const shared = new PageRender(engine, target.url, requestHeaders, encrypted);
   // The relay's backpressure, past `maxBodySize` only: up to it, the page is kept in memory for
   // the store anyway, so the visitor's response may buffer it too, and a slow (or stalled)
   // visitor never holds back the render that the requests waiting for it and the store need.
@@ -130,6 +121,8 @@ export function renderMiss(
   let bodiless = false;
   /** The shared render was cut off on purpose: nothing to store, and no failure either. */
   let cutOff: string | undefined;
+  /** The response judged at its head: why it may not be stored (`reason`), once known. */
+  let atHead: { reason: string | undefined } | undefined;
 
   /**
    * The render failed (`status` when it answered): a page within `staleIfError` answers the
@@ -158,24 +151,17 @@ export function renderMiss(
     });
   };
 
-  const captured = captureResponse(shared.res, {
-    maxBodySize: options.maxBodySize,
-    abandonAfterMs: options.regenerateTimeout,
+  const captured = shared.capture({
     beforeHeaders(wholeBody) {
-      // Past the deadline the visitor was already answered (and the render is being cut off).
-      if (visitor !== 'undecided' || res.headersSent) return;
       const status = shared.res.statusCode;
       const headers = shared.res.getHeaders();
-      const { revalidate, maxStale, staleIfError, tags } = responseConfig(
-        shared.res as IsrResponse,
-        options,
-        headers,
-      );
+      const policy = shared.policy(headers);
+      const { revalidate, maxStale, staleIfError, tags } = policy;
+      const reason = shared.uncacheable(status, headers, policy);
+      atHead = { reason };
+      // Past the deadline the visitor was already answered (and the render is being cut off).
+      if (visitor !== 'undecided' || res.headersSent) return;
       const vary = varyNames(headers);
-      const reason =
-        responseUncacheableReason(status, headers, revalidate, options) ??
-        codingProblem(headers) ??
-        unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, vary);
       if (reason !== undefined) {
         engine.noteUncacheable(target.url, reason);
         // The render goes on (it is recorded as failed); the visitor has the stale page.
@@ -265,13 +251,6 @@ export function renderMiss(
     },
   });
 
-  /**
-   * The headers a page varies on that its render was given: only those can tell its variants
-   * apart (a `User-Agent` it never saw could not have changed its verdict).
-   */
-  const renderedVary = (headers: OutgoingHttpHeaders) =>
-    varyNames(headers).filter((name) => name in requestHeaders);
-
   let failure: string | undefined;
   try {
     if (hasFinalHandler(app)) {
@@ -332,8 +311,7 @@ export function renderMiss(
     // Destroyed before any byte: a failure, unless it was the cache's own cut-off.
     if (visitor === 'undecided' && !(result.incomplete !== undefined && staleInstead(undefined)))
       ownRender(result.incomplete ?? 'no answer');
-    const policy = responseConfig(shared.res as IsrResponse, options, result.headers);
-    const { revalidate } = policy;
+    const policy = shared.policy(result.headers);
     if (
       failure !== undefined ||
       (cutOff === undefined && (result.status >= 500 || result.incomplete === 'aborted'))
@@ -347,31 +325,22 @@ export function renderMiss(
       return { entry: undefined, stored: undefined, response };
     }
     if (cutOff !== undefined) {
-      const uncacheable = { reason: cutOff, vary: renderedVary(result.headers) };
+      const uncacheable = { reason: cutOff, vary: shared.renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
+    // Judged once, at its head; the body can only have changed what `uncacheableSinceHead` says.
     const reason =
       result.incomplete ??
-      responseUncacheableReason(result.status, result.headers, revalidate, options) ??
-      codingProblem(result.headers) ??
-      unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, varyNames(result.headers));
+      (atHead === undefined
+        ? shared.uncacheable(result.status, result.headers, policy)
+        : (atHead.reason ?? shared.uncacheableSinceHead(result.headers, policy)));
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      const uncacheable = { reason, vary: renderedVary(result.headers) };
+      const uncacheable = { reason, vary: shared.renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
-    checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
-    const readsCookies = shared.cookiesRead();
-    if (readsCookies) engine.noteCookiesRead(target.url);
-    const context = {
-      url: target.url,
-      requestHeaders,
-      generatedAt,
-      ...policy,
-      version: engine.version,
-      readsCookies,
-      secure: encrypted,
-    };
+    checkRevalidate(engine, policy.revalidate, `res.isr({ revalidate }) on ${target.url}`);
+    const context = shared.entryContext(policy);
     let entry: CacheEntry;
     try {
       entry = await buildEntry(result, { ...context, compressThreshold: false });
