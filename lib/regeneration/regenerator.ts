@@ -115,7 +115,7 @@ export class Regenerator {
       );
       return;
     }
-    await claim<'left' | 'elsewhere' | 'rendered'>(engine, variantKey, {
+    await claim<'left' | 'elsewhere' | 'rendered' | 'failed'>(engine, variantKey, {
       // Across instances sharing a store, the lease holder regenerates; the others keep
       // serving the stale page and leave the work to it.
       taken: async () => {
@@ -139,7 +139,7 @@ export class Regenerator {
     variantKey: string,
     previous: CacheEntry,
     app: RequestHandler,
-  ): Promise<'rendered'> {
+  ): Promise<'rendered' | 'failed'> {
     const { engine } = this;
     debug('regenerate: %s started', variantKey);
     engine.observer.regenerateStart(variantKey, previous.url);
@@ -182,10 +182,11 @@ export class Regenerator {
         );
       }
       this.failures.delete(variantKey);
+      return 'rendered';
     } catch (error) {
       this.recordFailure(variantKey, previous.url, error);
+      return 'failed';
     }
-    return 'rendered';
   }
 
   /** The last failure of `variantKey`'s regeneration, while it is backing off. */

@@ -3,6 +3,7 @@ import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { replay } from '../request/replay';
 import type { CacheEntry } from '../types';
+import { ageOf } from './entry';
 import type { RenderFailure } from './render-failures';
 
 /** What is known of a failed render when a request is to be answered for it. */
@@ -124,7 +125,7 @@ function answerStaleIfError(
   }
   const now = engine.options.now();
   debug('stale: %s served in place of its failed render (stale-if-error)', variantKey);
-  engine.observer.stale(variantKey, Math.floor((now - page.generatedAt) / 1000), 'stale-if-error');
+  engine.observer.stale(variantKey, ageOf(page, now), 'stale-if-error');
   replay(req, res, page, 'STALE', now, engine.options, false, {
     forwarded: status,
     reason: 'stale-if-error',
