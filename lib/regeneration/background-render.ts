@@ -1,11 +1,9 @@
 import type { Engine } from '../engine';
-import { captureResponse } from '../render/capture';
 import { buildEntry } from '../render/entry';
-import { installResponseConfig, responseConfig } from '../render/response-config';
-import { syntheticExchange } from '../render/synthetic-request';
-import { responseUncacheableReason, unkeyedHeaderReason, varyNames } from '../request/eligibility';
+import { PageRender } from '../render/page-render';
+import { codingProblem, varyNames } from '../request/eligibility';
 import { withTimeout } from '../timeout';
-import type { CacheEntry, IsrResponse, RequestHandler } from '../types';
+import type { CacheEntry, RequestHandler } from '../types';
 
 /** A background render's outcome: a page to store, or why there is none to store. */
 export type BackgroundResult =
@@ -28,17 +26,13 @@ export async function renderInBackground(
   secure = false,
 ): Promise<BackgroundResult> {
   const { options } = engine;
-  const startedAt = engine.renderStart();
-  const { req, res, cookiesRead, namesRead } = syntheticExchange(url, requestHeaders, secure);
-  installResponseConfig(res as IsrResponse);
-  const captured = captureResponse(res, {
-    maxBodySize: options.maxBodySize,
-    abandonAfterMs: options.regenerateTimeout,
-  });
+  const render = new PageRender(engine, url, requestHeaders, secure);
+  const { res } = render;
+  const captured = render.capture();
   let failure: Error | undefined;
   let result: Awaited<typeof captured>;
   try {
-    app(req, res, (err?: unknown) => {
+    app(render.req, res, (err?: unknown) => {
       // Reached only when no route answered or an error got past the app's handlers.
       failure = err instanceof Error ? err : new Error(err ? String(err) : 'no route answered');
       if (!res.headersSent) res.statusCode = 500;
@@ -59,24 +53,16 @@ export async function renderInBackground(
   // any other non-2xx is a failure, and the page that was there stays.
   if ((result.status < 200 || result.status >= 300) && !options.statuses.includes(result.status))
     throw new Error(`the app answered ${result.status}`);
-  const policy = responseConfig(res as IsrResponse, options, result.headers);
-  const { revalidate } = policy;
+  const policy = render.policy(result.headers);
   const uncacheable =
-    result.incomplete ??
-    responseUncacheableReason(result.status, result.headers, revalidate, options) ??
-    unkeyedHeaderReason(namesRead(), options.unkeyedChecked, varyNames(result.headers));
-  if (uncacheable !== undefined) return { entry: undefined, uncacheable, startedAt };
-  const readsCookies = cookiesRead();
-  if (readsCookies) engine.noteCookiesRead(url);
-  const entry = await buildEntry(result, {
-    url,
-    requestHeaders,
-    generatedAt: startedAt,
-    ...policy,
-    version: engine.version,
-    compressThreshold: options.compressThreshold,
-    readsCookies,
-    secure,
-  });
+    result.incomplete ?? render.uncacheable(result.status, result.headers, policy);
+  // A body the cache cannot decode is a failed render here, not a page that may not be stored:
+  // the page that was there stays.
+  if (uncacheable !== undefined && uncacheable === codingProblem(result.headers))
+    throw new Error(`cannot store ${uncacheable}`);
+  if (uncacheable !== undefined)
+    return { entry: undefined, uncacheable, startedAt: render.generatedAt };
+  const { compressThreshold } = options;
+  const entry = await buildEntry(result, { ...render.entryContext(policy), compressThreshold });
   return { entry, vary: varyNames(result.headers) };
 }

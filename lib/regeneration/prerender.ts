@@ -1,5 +1,6 @@
-import { type Engine, LEASE_TTL_MS } from '../engine';
+import type { Engine } from '../engine';
 import { debug } from '../observability/report';
+import { claim } from '../render/claim';
 import type { RequestHandler } from '../types';
 import { renderInBackground } from './background-render';
 
@@ -82,29 +83,38 @@ async function prerenderOne(
   };
   const before = await isFresh();
   if (before.fresh) return { path, outcome: 'fresh' };
-  const lease = await engine.lock.acquire(before.variantKey, LEASE_TTL_MS);
-  if (lease === undefined) return { path, outcome: 'skipped' };
-  try {
-    // Another instance may have stored it between our lookup and our lease.
-    if ((await isFresh()).fresh) return { path, outcome: 'fresh' };
-    const result = await renderInBackground(engine, app, url, requestHeaders);
-    if (result.entry === undefined)
-      return { path, outcome: 'uncacheable', reason: result.uncacheable };
-    const saved = await engine.save(key, result.entry, result.vary);
-    debug('prerender: %s %s', url, saved);
-    if (saved === 'unavailable')
-      return { path, outcome: 'failed', reason: 'the store was unavailable' };
-    if (saved === 'unsure')
-      return {
-        path,
-        outcome: 'failed',
-        reason: 'an invalidation came during the render: not stored, prerender it again',
-      };
-    return { path, outcome: saved };
-  } catch (error) {
+  const failed = (error: unknown): PrerenderResult => {
     engine.reporter.error(error, { phase: 'prerender', key });
     return { path, outcome: 'failed', reason: (error as Error).message };
-  } finally {
-    await lease.release();
-  }
+  };
+  return claim<PrerenderResult>(engine, before.variantKey, {
+    taken: async () => ({ path, outcome: 'skipped' }),
+    storedMeanwhile: () =>
+      isFresh().then((now) => (now.fresh ? { path, outcome: 'fresh' } : undefined), failed),
+    render: () => renderAndSave(engine, app, path, url, key, requestHeaders).catch(failed),
+  });
+}
+
+async function renderAndSave(
+  engine: Engine,
+  app: RequestHandler,
+  path: string,
+  url: string,
+  key: string,
+  requestHeaders: Record<string, string>,
+): Promise<PrerenderResult> {
+  const result = await renderInBackground(engine, app, url, requestHeaders);
+  if (result.entry === undefined)
+    return { path, outcome: 'uncacheable', reason: result.uncacheable };
+  const saved = await engine.save(key, result.entry, result.vary);
+  debug('prerender: %s %s', url, saved);
+  if (saved === 'unavailable')
+    return { path, outcome: 'failed', reason: 'the store was unavailable' };
+  if (saved === 'unsure')
+    return {
+      path,
+      outcome: 'failed',
+      reason: 'an invalidation came during the render: not stored, prerender it again',
+    };
+  return { path, outcome: saved };
 }

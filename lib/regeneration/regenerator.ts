@@ -1,6 +1,7 @@
-import { type Engine, LEASE_TTL_MS } from '../engine';
+import type { Engine } from '../engine';
 import { debug } from '../observability/report';
-import type { CacheEntry } from '../types';
+import { claim } from '../render/claim';
+import type { CacheEntry, RequestHandler } from '../types';
 import { renderInBackground } from './background-render';
 
 /** First retry after about a second, doubling up to a minute (README, "How it behaves"). */
@@ -126,20 +127,32 @@ export class Regenerator {
       );
       return;
     }
-    // Across instances sharing a store, the lease holder regenerates; the others keep serving
-    // the stale page and leave the work to it.
-    const lease = await engine.lock.acquire(variantKey, LEASE_TTL_MS);
-    if (lease === undefined) {
-      debug('regenerate: %s left to the instance holding its lease', variantKey);
-      return;
-    }
-    const current = await engine.lookupEntry(variantKey);
-    if (current !== undefined && current.generatedAt > previous.generatedAt) {
-      // Another instance regenerated it between our read and our lease.
-      debug('regenerate: %s already regenerated elsewhere', variantKey);
-      await lease.release();
-      return;
-    }
+    await claim<'left' | 'elsewhere' | 'rendered' | 'failed'>(engine, variantKey, {
+      // Across instances sharing a store, the lease holder regenerates; the others keep
+      // serving the stale page and leave the work to it.
+      taken: async () => {
+        debug('regenerate: %s left to the instance holding its lease', variantKey);
+        return 'left';
+      },
+      storedMeanwhile: async () => {
+        const current = await engine.lookupEntry(variantKey);
+        if (current === undefined || current.generatedAt <= previous.generatedAt) return undefined;
+        // Another instance regenerated it between our read and our lease.
+        debug('regenerate: %s already regenerated elsewhere', variantKey);
+        return 'elsewhere';
+      },
+      render: () => this.renderUnderLease(key, variantKey, previous, app),
+    });
+  }
+
+  /** Renders `previous` again and stores it (or removes it, no longer cacheable); failures back off. */
+  private async renderUnderLease(
+    key: string,
+    variantKey: string,
+    previous: CacheEntry,
+    app: RequestHandler,
+  ): Promise<'rendered' | 'failed'> {
+    const { engine } = this;
     debug('regenerate: %s started', variantKey);
     engine.observer.regenerateStart(variantKey, previous.url);
     const startedAt = performance.now();
@@ -181,10 +194,10 @@ export class Regenerator {
         );
       }
       this.failures.delete(variantKey);
+      return 'rendered';
     } catch (error) {
       this.recordFailure(variantKey, previous.url, error);
-    } finally {
-      await lease.release();
+      return 'failed';
     }
   }
 

@@ -1,31 +1,18 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { checkRevalidate } from '../observability/setup-checks';
-import { setCdnTagHeader } from '../request/cdn-tags';
-import {
-  carriesCookies,
-  codingProblem,
-  headerText,
-  responseUncacheableReason,
-  unkeyedHeaderReason,
-  varyNames,
-} from '../request/eligibility';
-import { answeredNotModified, relayHead, sameVariant } from '../request/relay';
+import { varyNames } from '../request/eligibility';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
-import { type Captured, captureResponse } from './capture';
-import { buildEntry, strongEtag } from './entry';
-import {
-  answerFailure,
-  answerStaleIfError,
-  errorMayBeShared,
-  type RenderFailure,
-} from './render-failures';
-import { installResponseConfig, responseConfig } from './response-config';
+import type { Captured } from './capture';
+import { buildEntry } from './entry';
+import { PageRender } from './page-render';
+import type { RenderFailure } from './render-failures';
+import { installResponseConfig } from './response-config';
 import { sharedRequestHeaders } from './shared-request';
-import { syntheticExchange } from './synthetic-request';
+import { VisitorRelay } from './visitor-relay';
 
 export interface MissResult {
   /** The page, without br/gzip variants yet: shareable with requests that waited for it. */
@@ -104,177 +91,25 @@ export function renderMiss(
   const requestHeaders =
     target.requestHeaders ??
     sharedRequestHeaders(req, options.forwardHeaders, target.vary, options.host);
-  const generatedAt = engine.renderStart();
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  const shared = syntheticExchange(target.url, requestHeaders, encrypted);
-  installResponseConfig(shared.res as IsrResponse);
-  // The relay's backpressure, past `maxBodySize` only: up to it, the page is kept in memory for
-  // the store anyway, so the visitor's response may buffer it too, and a slow (or stalled)
-  // visitor never holds back the render that the requests waiting for it and the store need.
-  // Past it, nothing is stored: an app waiting for 'drain' waits for the visitor's (its own
-  // socket to nowhere drains at once), or — once the visitor is gone — not at all.
-  let relayed = 0;
-  let backedUp = false;
-  const emit = shared.res.emit;
-  shared.res.emit = function heldDrain(this: ServerResponse, event: string | symbol, ...args) {
-    if (event === 'drain' && backedUp) return false;
-    return emit.call(this, event, ...args);
-  } as ServerResponse['emit'];
-  const drained = () => {
-    if (!backedUp) return;
-    backedUp = false;
-    shared.res.emit('drain');
-  };
-  res.on('drain', drained);
-  res.once('close', drained);
-
-  /** What the visitor gets: still undecided, the shared render relayed, or their own render. */
-  let visitor: 'undecided' | 'relay' | 'own' | 'done' = 'undecided';
-  /** The relay answers a 304: the body is not sent. */
-  let bodiless = false;
+  const shared = new PageRender(engine, target.url, requestHeaders, encrypted);
+  const visitor = new VisitorRelay(engine, req, res, next, target, shared);
   /** The shared render was cut off on purpose: nothing to store, and no failure either. */
   let cutOff: string | undefined;
-
-  /**
-   * The render failed (`status` when it answered): a page within `staleIfError` answers the
-   * visitor in its place. False when there is none, or the visitor was answered already.
-   */
-  const staleInstead = (status: number | undefined): boolean => {
-    if (target.fallback === undefined || visitor !== 'undecided' || res.headersSent) return false;
-    visitor = 'done';
-    answerStaleIfError(req, res, engine, target.fallback, target.key, status);
-    return true;
-  };
-
-  /** The visitor's own request goes on to the app; with `error`, to its error handling. */
-  const ownRender = (reason: string, error?: unknown) => {
-    if (visitor !== 'undecided') return;
-    visitor = 'own';
-    debug('miss: %s rendered for this visitor (%s)', target.url, reason);
-    installResponseConfig(res);
-    markState(res, 'BYPASS', { reason }, options.cacheStatus);
-    // On the next turn: not from inside the cache's render (its `writeHead`/`end`), where a
-    // throw of the visitor's own render would land in the other route.
-    setImmediate(() => {
-      if (res.destroyed) return; // the visitor left: nobody to render for
-      if (error === undefined) next();
-      else next(error);
-    });
-  };
-
-  const captured = captureResponse(shared.res, {
-    maxBodySize: options.maxBodySize,
-    abandonAfterMs: options.regenerateTimeout,
+  /** The response judged at its head: why it may not be stored (`reason`), once known. */
+  let atHead: { reason: string | undefined } | undefined;
+  const captured = shared.capture({
     beforeHeaders(wholeBody) {
-      // Past the deadline the visitor was already answered (and the render is being cut off).
-      if (visitor !== 'undecided' || res.headersSent) return;
       const status = shared.res.statusCode;
       const headers = shared.res.getHeaders();
-      const { revalidate, maxStale, staleIfError, tags } = responseConfig(
-        shared.res as IsrResponse,
-        options,
-        headers,
-      );
-      const vary = varyNames(headers);
-      const reason =
-        responseUncacheableReason(status, headers, revalidate, options) ??
-        codingProblem(headers) ??
-        unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, vary);
-      if (reason !== undefined) {
-        engine.noteUncacheable(target.url, reason);
-        // The render goes on (it is recorded as failed); the visitor has the stale page.
-        if (status >= 500 && staleInstead(status)) return;
-        if (status >= 500 && errorMayBeShared(headers)) {
-          // Its waiters get the same page, and the requests of the next second too (see
-          // cold-flight.ts): `Retry-After` says when it is rendered again.
-          relayHead(res, status, headers);
-          if (!res.hasHeader('retry-after')) res.setHeader('retry-after', '1');
-          markState(res, 'MISS', { forwarded: status }, options.cacheStatus);
-          visitor = 'relay';
-          return;
-        }
-        if (
-          reason === 'set-cookie' &&
-          status < 500 &&
-          !carriesCookies(req) &&
-          sameVariant(vary, req.headers, requestHeaders)
-        ) {
-          // A render that sets a cookie has changed something (a session started, a one-time
-          // link used): rendering it again for the visitor would do that twice and answer
-          // "already used". It was made for this visitor alone, who carries no cookie it could
-          // overwrite, so it is theirs — and shared with nobody.
-          relayHead(res, status, headers, true);
-          markState(res, 'BYPASS', { reason }, options.cacheStatus);
-          visitor = 'relay';
-          return;
-        }
-        ownRender(reason);
-        // The visitor gets their own render: the shared one is of no use any more (a file
-        // streamed to nobody, a query run for nothing), so it is cut off.
-        cutOff = reason;
-        setImmediate(() => shared.res.destroy());
-        return;
-      }
-      if (!sameVariant(vary, req.headers, requestHeaders)) {
-        // The page varies on a header the cache's render did not get as this visitor sent it
-        // (say `User-Agent`): it is stored for the requests it matches, and this visitor's own
-        // request is rendered for them.
-        ownRender(`another variant (vary ${vary.join(', ')})`);
-        return;
-      }
-      // Your code first (listeners, the `cacheControl` builder): should it throw, the visitor's
-      // response is still untouched, and their own render goes out clean.
-      engine.observer.miss(target.key);
-      const control = options.cacheControl?.({
-        revalidate,
-        maxStale,
-        staleIfError,
-        age: 0,
-        state: 'MISS',
-        appCacheControl: headerText(headers['cache-control']) || undefined,
-      });
-      visitor = 'relay';
-      relayHead(res, status, headers);
-      // RFC 9211 `stored` only when it is known now: the whole body is here, within
-      // `maxBodySize`, in identity coding (a streamed or encoded body may still fail to store).
-      const coding = headerText(headers['content-encoding']).trim().toLowerCase();
-      const stored = wholeBody !== undefined && (coding === '' || coding === 'identity');
-      markState(res, 'MISS', { stored }, options.cacheStatus);
-      if (options.cdnTags !== false) {
-        setCdnTagHeader(res, tags, options.cdnTags, target.url, engine);
-      }
-      if (!res.hasHeader('etag') && wholeBody !== undefined)
-        res.setHeader('etag', strongEtag(wholeBody));
-      if (control !== undefined) res.setHeader('cache-control', control);
-      bodiless = status === 200 && answeredNotModified(req, res);
+      const policy = shared.policy(headers);
+      atHead = { reason: shared.uncacheable(status, headers, policy) };
+      cutOff = visitor.head(status, headers, policy, atHead.reason, wholeBody) ?? cutOff;
     },
-    onBody(chunk) {
-      if (visitor !== 'relay' || bodiless || res.destroyed || res.writableEnded) return true;
-      relayed += chunk.length;
-      if (res.write(chunk) || relayed <= options.maxBodySize) return true;
-      backedUp = true;
-      return false;
-    },
-    onEnd() {
-      res.off('drain', drained);
-      if (visitor !== 'relay') return;
-      visitor = 'done';
-      if (!res.destroyed && !res.writableEnded) res.end();
-    },
-    onHookError(error) {
-      engine.reporter.error(error, { phase: 'miss', key: target.key });
-      // Nothing of this render is stored; the visitor gets their own, if nothing was sent yet.
-      if (visitor === 'undecided' && !res.headersSent) ownRender('error in the cache');
-      else if (visitor === 'relay' && !res.writableEnded) res.destroy();
-    },
+    onBody: (chunk) => visitor.body(chunk),
+    onEnd: () => visitor.end(),
+    onHookError: (error) => visitor.hookError(error),
   });
-
-  /**
-   * The headers a page varies on that its render was given: only those can tell its variants
-   * apart (a `User-Agent` it never saw could not have changed its verdict).
-   */
-  const renderedVary = (headers: OutgoingHttpHeaders) =>
-    varyNames(headers).filter((name) => name in requestHeaders);
 
   let failure: string | undefined;
   try {
@@ -290,41 +125,27 @@ export function renderMiss(
         // or — without being rendered again — to its error handling, with the same error.
         if (err) failure = `error: ${err instanceof Error ? err.message : String(err)}`;
         else cutOff = 'no route';
-        if (!(err && staleInstead(undefined))) ownRender(failure ?? 'no route', err || undefined);
+        if (!(err && visitor.staleInstead()))
+          visitor.ownRender(failure ?? 'no route', err || undefined);
         if (!shared.res.headersSent) shared.res.statusCode = err ? 500 : 404;
         shared.res.end();
       });
     }
   } catch (error) {
     failure = `error: ${error instanceof Error ? error.message : String(error)}`;
-    if (!staleInstead(undefined)) ownRender(failure, error);
+    if (!visitor.staleInstead()) visitor.ownRender(failure, error);
     shared.res.destroy();
   }
 
   // The shared render hangs: the visitor is told to come back rather than wait for ever (RFC
-  // 9110 §15.6.5, as its waiters are, see cold-flight.ts). The render may still end well and
+  // 9110 §15.6.5, as its waiters are, see flight.ts). The render may still end well and
   // be stored; one still running `regenerateTimeout` later is cut off (an Express 4 route
   // whose promise rejected never ends its response), so that the page is tried again.
   const deadline = setTimeout(() => {
-    if (staleInstead(undefined)) {
-      // Answered with the page's last good version; the render may still end and be stored.
-    } else if (visitor === 'undecided') {
-      visitor = 'done';
-      const now = options.now();
-      const failure = target.hung?.() ?? {
-        kind: 'timed-out',
-        attempt: 1,
-        retryAt: now + options.regenerateTimeout,
-        answer: undefined,
-      };
-      answerFailure(req, res, failure, now, options.cacheStatus, false);
-    }
+    visitor.timedOut();
     const cutOffLater = setTimeout(() => {
       failure = `the render took longer than ${2 * options.regenerateTimeout} ms`;
-      if (visitor === 'relay') {
-        visitor = 'done';
-        res.destroy();
-      }
+      visitor.cutOff();
       shared.res.destroy();
     }, options.regenerateTimeout);
     cutOffLater.unref();
@@ -334,12 +155,8 @@ export function renderMiss(
 
   return captured.then(async (result) => {
     clearTimeout(deadline);
-    if (visitor === 'relay' && result.incomplete === 'aborted') res.destroy(); // cut off: so is the copy
-    // Destroyed before any byte: a failure, unless it was the cache's own cut-off.
-    if (visitor === 'undecided' && !(result.incomplete !== undefined && staleInstead(undefined)))
-      ownRender(result.incomplete ?? 'no answer');
-    const policy = responseConfig(shared.res as IsrResponse, options, result.headers);
-    const { revalidate } = policy;
+    visitor.renderOver(result.incomplete);
+    const policy = shared.policy(result.headers);
     if (
       failure !== undefined ||
       (cutOff === undefined && (result.status >= 500 || result.incomplete === 'aborted'))
@@ -353,31 +170,22 @@ export function renderMiss(
       return { entry: undefined, stored: undefined, response };
     }
     if (cutOff !== undefined) {
-      const uncacheable = { reason: cutOff, vary: renderedVary(result.headers) };
+      const uncacheable = { reason: cutOff, vary: shared.renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
+    // Judged once, at its head; the body can only have changed what `uncacheableSinceHead` says.
     const reason =
       result.incomplete ??
-      responseUncacheableReason(result.status, result.headers, revalidate, options) ??
-      codingProblem(result.headers) ??
-      unkeyedHeaderReason(shared.namesRead(), options.unkeyedChecked, varyNames(result.headers));
+      (atHead === undefined
+        ? shared.uncacheable(result.status, result.headers, policy)
+        : (atHead.reason ?? shared.uncacheableSinceHead(result.headers, policy)));
     if (reason !== undefined) {
       debug('miss: %s not stored (%s)', target.url, reason);
-      const uncacheable = { reason, vary: renderedVary(result.headers) };
+      const uncacheable = { reason, vary: shared.renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
-    checkRevalidate(engine, revalidate, `res.isr({ revalidate }) on ${target.url}`);
-    const readsCookies = shared.cookiesRead();
-    if (readsCookies) engine.noteCookiesRead(target.url);
-    const context = {
-      url: target.url,
-      requestHeaders,
-      generatedAt,
-      ...policy,
-      version: engine.version,
-      readsCookies,
-      secure: encrypted,
-    };
+    checkRevalidate(engine, policy.revalidate, `res.isr({ revalidate }) on ${target.url}`);
+    const context = shared.entryContext(policy);
     let entry: CacheEntry;
     try {
       entry = await buildEntry(result, { ...context, compressThreshold: false });
@@ -405,17 +213,4 @@ export function renderMiss(
 function hasFinalHandler(app: unknown): boolean {
   const candidate = app as { handle?: unknown; listen?: unknown };
   return typeof candidate.handle === 'function' && typeof candidate.listen === 'function';
-}
-
-/** Whether a cached variant may answer this request: every header it varies on matches. */
-export function variantMatches(entry: CacheEntry, headers: IncomingMessage['headers']): boolean {
-  for (const name of varyNames(entry.headers)) {
-    const value = headers[name];
-    const text = (Array.isArray(value) ? value.join(', ') : (value ?? ''))
-      .trim()
-      .replace(/\s+/g, ' ');
-    const seen = (entry.requestHeaders[name] ?? '').trim().replace(/\s+/g, ' ');
-    if (text !== seen) return false;
-  }
-  return true;
 }

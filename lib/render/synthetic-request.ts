@@ -120,7 +120,7 @@ interface WatchedHeaders {
  * be read later, where it cannot be watched. So does reading `rawHeaders`.
  *
  * The headers read by name are noted too: a page that reads a forwarded header it does not
- * `Vary` on (`Accept-Language`, say) is not stored (see miss.ts).
+ * `Vary` on (`Accept-Language`, say) is not stored (see page-render.ts).
  */
 function watchReads(headers: Record<string, string>, raw: string[]): WatchedHeaders {
   let cookies = false;
