@@ -111,3 +111,8 @@ export type StoredValue = CacheEntry | VaryRecord | VersionPointer;
 export function isEntry(value: StoredValue | undefined): value is CacheEntry {
   return value !== undefined && 'body' in value;
 }
+
+/** A page's age in whole seconds (RFC 9111 §5.1), never negative. */
+export function ageOf(entry: CacheEntry, now: number): number {
+  return Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
+}

@@ -1,7 +1,7 @@
 import type { Engine } from '../engine';
 import type { Regenerator } from '../regeneration/regenerator';
 import { waitAtMost } from '../timeout';
-import { type CacheEntry, isEntry } from '../types';
+import { ageOf, type CacheEntry, isEntry } from '../types';
 import { fail } from '../validate';
 
 /** What the cache holds for one page, and in what state: `cache.entry()`, `GET /entry`. */
@@ -105,7 +105,7 @@ export class Inspector {
       status: entry.status,
       state: state.state,
       reason: state.state === 'fresh' ? undefined : state.reason,
-      age: Math.max(0, Math.floor((options.now() - entry.generatedAt) / 1000)),
+      age: ageOf(entry, options.now()),
       revalidate: entry.revalidate,
       tags: entry.tags,
       size: entry.body.length,

@@ -16,7 +16,7 @@ export function checkSetup(engine: Engine): void {
       'the in-memory store is per process: with several processes each renders and keeps its own pages, and an invalidation reaches only the process that got it. Share a store: isr({ store: process.env.REDIS_URL }).',
     );
   }
-  checkRevalidate(engine, options.revalidate, 'the revalidate option');
+  warnShortRevalidate(engine, options.revalidate, 'the revalidate option');
   if (options.unknownOptions.length > 0) {
     engine.warn(
       'ISR_UNKNOWN_OPTION',
@@ -26,7 +26,11 @@ export function checkSetup(engine: Engine): void {
 }
 
 /** A revalidate under 5 s (global or per response) is almost always a mistake. */
-export function checkRevalidate(engine: Engine, revalidate: number | false, where: string): void {
+export function warnShortRevalidate(
+  engine: Engine,
+  revalidate: number | false,
+  where: string,
+): void {
   if (revalidate !== false && revalidate > 0 && revalidate < SHORT_REVALIDATE_S) {
     engine.warn(
       'ISR_SHORT_REVALIDATE',

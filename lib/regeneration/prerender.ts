@@ -2,6 +2,7 @@ import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { claim } from '../render/claim';
 import type { RequestHandler } from '../types';
+import { fail, invalid } from '../validate';
 import { renderInBackground } from './background-render';
 
 /** Options of `cache.prerender()`. */
@@ -37,21 +38,15 @@ export async function prerender(
   options: PrerenderOptions = {},
 ): Promise<PrerenderResult[]> {
   if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
-    throw new TypeError(
-      '[express-isr] prerender: paths must be an array of paths starting with "/"',
-    );
+    fail('prerender: paths', 'an array of paths starting with "/"', paths);
   }
   const { concurrency = 4 } = options;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new TypeError(
-      `[express-isr] prerender: concurrency must be a whole number >= 1, got ${concurrency}`,
-    );
+    fail('prerender: concurrency', 'a whole number >= 1', concurrency);
   }
   const app = options.app ?? engine.app;
   if (app === undefined) {
-    throw new TypeError(
-      '[express-isr] prerender needs the app to render through: isr({ app }) or prerender(paths, { app })',
-    );
+    invalid('prerender needs the app to render through: isr({ app }) or prerender(paths, { app })');
   }
   const unique = [...new Set(paths)];
   const results: PrerenderResult[] = new Array(unique.length);

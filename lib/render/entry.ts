@@ -100,11 +100,6 @@ function brotliQuality(bytes: number): number {
   return bytes <= 1024 * 1024 ? 9 : 5;
 }
 
-/** A page's age in whole seconds (RFC 9111 §5.1), never negative. */
-export function ageOf(entry: CacheEntry, now: number): number {
-  return Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
-}
-
 /** A strong validator from the body: the same on the MISS and on every replay. */
 export function strongEtag(body: Buffer): string {
   return `"${createHash('sha1').update(body).digest('base64url')}"`;

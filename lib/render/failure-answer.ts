@@ -2,8 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
 import { replay } from '../request/replay';
-import type { CacheEntry } from '../types';
-import { ageOf } from './entry';
+import { ageOf, type CacheEntry } from '../types';
 import type { RenderFailure } from './render-failures';
 
 /** What is known of a failed render when a request is to be answered for it. */

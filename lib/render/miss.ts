@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
-import { checkRevalidate } from '../observability/setup-checks';
+import { warnShortRevalidate } from '../observability/setup-checks';
 import { varyNames } from '../request/eligibility';
 import { markState } from '../request/state-header';
 import type { CacheEntry, IsrRequest, IsrResponse } from '../types';
@@ -184,7 +184,7 @@ export function renderMiss(
       const uncacheable = { reason, vary: shared.renderedVary(result.headers) };
       return { entry: undefined, stored: undefined, uncacheable };
     }
-    checkRevalidate(engine, policy.revalidate, `res.isr({ revalidate }) on ${target.url}`);
+    warnShortRevalidate(engine, policy.revalidate, `res.isr({ revalidate }) on ${target.url}`);
     const context = shared.entryContext(policy);
     let entry: CacheEntry;
     try {

@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { windowsFromHeaders } from '../invalidation/header-policy';
 import type { ResolvedOptions } from '../options';
 import type { IsrResponse, ResponseIsrConfig } from '../types';
-import { checkSeconds } from '../validate';
+import { checkSeconds, fail, invalid } from '../validate';
 
 const CONFIG = Symbol('express-isr.config');
 
@@ -28,9 +28,7 @@ export interface PagePolicy {
  */
 function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
   if (typeof config !== 'object' || config === null) {
-    throw new TypeError(
-      '[express-isr] res.isr() takes an object like { revalidate: 60, maxStale: 3600, tags: ["posts"] }',
-    );
+    invalid('res.isr() takes an object like { revalidate: 60, maxStale: 3600, tags: ["posts"] }');
   }
   const collected = collectedOf(this);
   if (config.revalidate !== undefined) {
@@ -55,9 +53,7 @@ function setResponseConfig(this: IsrResponse, config: ResponseIsrConfig): void {
       !Array.isArray(config.tags) ||
       !config.tags.every((t) => typeof t === 'string' && t !== '')
     ) {
-      throw new TypeError(
-        `[express-isr] res.isr({ tags }) must be an array of non-empty strings, got ${JSON.stringify(config.tags)}`,
-      );
+      fail('res.isr({ tags })', 'an array of non-empty strings', config.tags);
     }
     for (const tag of config.tags) if (!collected.tags.includes(tag)) collected.tags.push(tag);
   }

@@ -10,7 +10,13 @@ import type { ColdFlights } from '../render/cold-flight';
 import { installResponseConfig } from '../render/response-config';
 import { sharedRequestHeaders } from '../render/shared-request';
 import { isRegeneration, syntheticExchange } from '../render/synthetic-request';
-import type { CacheEntry, IsrRequest, IsrResponse, RequestHandler } from '../types';
+import {
+  ageOf,
+  type CacheEntry,
+  type IsrRequest,
+  type IsrResponse,
+  type RequestHandler,
+} from '../types';
 import { carriesCookies, requestBypassReason } from './eligibility';
 import { fastPath } from './fast-path';
 import { clockTags, type Lookup } from './lookup';
@@ -222,10 +228,6 @@ export function handleRequests(
   }
 
   return { middleware: isrMiddleware, handler: fastPath({ engine, cold, replayHit, isPersonal }) };
-}
-
-function ageOf(entry: CacheEntry, now: number): number {
-  return Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheEntry } from '../types';
+import { ageOf, type CacheEntry } from '../types';
 import type { CacheState } from './cache-control';
 import { notModified } from './conditionals';
 import { preferredCoding } from './encoding';
@@ -26,7 +26,7 @@ export function replay(
   detail?: StateDetail,
 ): void {
   const p = prepare(entry, settings);
-  const age = Math.max(0, Math.floor((now - entry.generatedAt) / 1000));
+  const age = ageOf(entry, now);
   const head = headFor(p, entry, state, age, collapsed, settings, detail);
 
   // Headers that middleware mounted before isr() set on this response (a request id, CORS, a

@@ -1,4 +1,5 @@
 import { warnOnce } from '../../observability/warnings';
+import { fail, invalid } from '../../validate';
 import type { Revalidatable, RevalidateRouterOptions } from './router';
 
 const DEFAULT_MAX_BODY = 64 * 1024;
@@ -9,14 +10,10 @@ const MIN_SECRET_LENGTH = 16;
 /** Checks `revalidateRouter`'s arguments and fills in the defaults; a weak secret is warned about. */
 export function checkRouterOptions(cache: Revalidatable, options: RevalidateRouterOptions) {
   if (typeof cache?.revalidatePath !== 'function' || typeof cache?.revalidateTag !== 'function') {
-    throw new TypeError(
-      '[express-isr] revalidateRouter(cache, options): cache must be the middleware returned by isr()',
-    );
+    invalid('revalidateRouter(cache, options): cache must be the middleware returned by isr()');
   }
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(
-      '[express-isr] revalidateRouter(cache, options): options must be an object with a secret',
-    );
+    invalid('revalidateRouter(cache, options): options must be an object with a secret');
   }
   const {
     secret,
@@ -27,36 +24,25 @@ export function checkRouterOptions(cache: Revalidatable, options: RevalidateRout
     verify,
   } = options;
   if (typeof secret !== 'string' || secret.trim() === '') {
-    throw new TypeError(
-      '[express-isr] revalidateRouter: secret must be a non-empty string (e.g. process.env.ISR_SECRET), got ' +
-        (secret === undefined ? 'undefined' : JSON.stringify(secret)),
-    );
+    fail('revalidateRouter: secret', 'a non-empty string (e.g. process.env.ISR_SECRET)', secret);
   }
   if (!Number.isInteger(maxBodySize) || maxBodySize <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: maxBodySize must be a positive integer, got ${JSON.stringify(maxBodySize)}`,
-    );
+    fail('revalidateRouter: maxBodySize', 'a positive integer (bytes)', maxBodySize);
   }
   if (!Number.isInteger(maxTargets) || maxTargets <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: maxTargets must be a positive integer, got ${JSON.stringify(maxTargets)}`,
-    );
+    fail('revalidateRouter: maxTargets', 'a positive integer', maxTargets);
   }
   if (!Number.isInteger(bodyTimeout) || bodyTimeout <= 0) {
-    throw new TypeError(
-      `[express-isr] revalidateRouter: bodyTimeout must be a positive integer (milliseconds), got ${JSON.stringify(bodyTimeout)}`,
-    );
+    fail('revalidateRouter: bodyTimeout', 'a positive integer (milliseconds)', bodyTimeout);
   }
   if (
     signature !== undefined &&
     (typeof signature !== 'object' || typeof signature.header !== 'string')
   ) {
-    throw new TypeError(
-      '[express-isr] revalidateRouter: signature must be an object with a header name',
-    );
+    fail('revalidateRouter: signature', 'an object with a header name', signature);
   }
   if (verify !== undefined && typeof verify !== 'function') {
-    throw new TypeError('[express-isr] revalidateRouter: verify must be a function');
+    fail('revalidateRouter: verify', 'a function', verify);
   }
   if (secret.length < MIN_SECRET_LENGTH) {
     warnOnce(

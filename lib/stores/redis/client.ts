@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { missingPackage } from '../../validate';
 import type { KeyvLike } from '../types';
 
 /**
@@ -138,8 +139,10 @@ export function keyvFromUrl(
     Keyv = require('keyv').Keyv ?? require('keyv');
     KeyvRedis = require('@keyv/redis').default ?? require('@keyv/redis');
   } catch {
-    throw new TypeError(
-      '[express-isr] store: "redis://…" needs the packages keyv and @keyv/redis: npm install keyv@^5.6 @keyv/redis@^5.1',
+    missingPackage(
+      'store: "redis://…"',
+      'the packages keyv and @keyv/redis',
+      'keyv@^5.6 @keyv/redis@^5.1',
     );
   }
   const store = new KeyvRedis(
