@@ -81,6 +81,39 @@ test('memory store: GET /health answers 200 with the store, no breaker, no L1, a
   expect(await cache.entry('/slow')).toMatchObject({ url: '/slow', renderedBy: 'web-1' });
 });
 
+test('a token in a page URL is redacted in the renders in flight, entry() and entries()', async () => {
+  const { cache, app, gate } = setup();
+  const server = app.listen(0, '127.0.0.1');
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const pending = request(server)
+    .get('/slow?token=TOPSECRET123')
+    .then((r) => r);
+  pending.catch(() => {});
+  let report = await cache.health();
+  for (let i = 0; i < 50 && report.inFlight.renders.length === 0; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    report = await cache.health();
+  }
+  expect(report.inFlight.renders).toHaveLength(1);
+  expect(JSON.stringify(report)).not.toContain('TOPSECRET123');
+  expect(report.inFlight.renders[0].url).toBe('/slow?token=***');
+
+  gate.resolve();
+  expect((await pending).headers['x-isr-cache']).toBe('MISS');
+  await cache.idle();
+  const listed = await cache.entries({ prefix: '/slow' });
+  expect(listed.entries.map((entry) => entry.url)).toEqual(['/slow?token=***']);
+  expect(JSON.stringify(listed)).not.toContain('TOPSECRET123');
+  const answer = await request(server)
+    .get('/api/revalidate/entries?prefix=/slow')
+    .set('authorization', `Bearer ${SECRET}`);
+  expect(answer.status).toBe(200);
+  expect(answer.text).not.toContain('TOPSECRET123');
+});
+
 test('the default instanceId is host:pid, and a bad one is a TypeError naming the option', () => {
   const os = require('node:os') as typeof import('node:os');
   for (const bad of ['', 'x'.repeat(201), 42, null]) {

@@ -116,8 +116,10 @@ async function listInFlight(engine: Engine): Promise<HealthReport['inFlight']> {
       IN_FLIGHT_BUDGET_MS,
     );
     const renders = holders.map((holder) => ({
-      url: holder.url,
-      key: holder.key,
+      // Redacted as debug lines are (README, "Debugging"): a URL may carry a token, and this
+      // answer is polled, logged and kept by monitoring.
+      url: engine.redactor.redact(holder.url),
+      key: engine.redactor.redact(holder.key),
       instance: holder.instance,
       ...(holder.since === undefined ? {} : { since: new Date(holder.since).toISOString() }),
     }));

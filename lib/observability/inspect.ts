@@ -100,8 +100,9 @@ export class Inspector {
     if (entry.br) encodings.push('br');
     if (entry.gzip) encodings.push('gzip');
     return {
-      key,
-      url: entry.url,
+      // Redacted as debug lines are (README, "Debugging"): a URL may carry a token.
+      key: this.engine.redactor.redact(key),
+      url: this.engine.redactor.redact(entry.url),
       status: entry.status,
       state: state.state,
       reason: state.state === 'fresh' ? undefined : state.reason,

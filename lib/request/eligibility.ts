@@ -22,14 +22,27 @@ export function requestBypassReason(req: IncomingMessage, rules: RequestRules): 
   }
   if (rules.bypass?.(req)) return 'bypass option';
   const target = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-  if (pathTooDeep(target)) return 'path too deep to cache';
-  return undefined;
+  return targetTooBig(target);
 }
 
 /** Deepest path stored: each segment is one more tag clock per page (`layout:/a/b/…`). */
 const MAX_SEGMENTS = 16;
 /** Longest path stored, in bytes of the request-target's path. */
 const MAX_PATH_BYTES = 1024;
+/**
+ * Longest request-target stored, query included: the key names the page in the store, in its
+ * Vary record and in every tag index set it joins, so an anonymous client sending 15 KB
+ * queries would otherwise buy about five times that in Redis per request. 2 KB is far above
+ * real pages' URLs (tracking parameters included) and matches the longest path a
+ * revalidation accepts.
+ */
+const MAX_TARGET_BYTES = 2048;
+
+/** Why a request-target is too big to cache (a reason for BYPASS), or `undefined`. */
+function targetTooBig(target: string): string | undefined {
+  if (target.length > MAX_TARGET_BYTES) return 'URL too long to cache';
+  return pathTooDeep(target);
+}
 
 /**
  * A page holds two tag clocks per path segment in a shared store (its `layout:` prefixes, for
@@ -37,17 +50,17 @@ const MAX_PATH_BYTES = 1024;
  * `/a/a/a/…` would let one anonymous request write thousands of keys and megabytes of names.
  * Real pages are nowhere near these bounds; deeper ones go to the app uncached.
  */
-function pathTooDeep(url: string): boolean {
+function pathTooDeep(url: string): string | undefined {
   const end = url.indexOf('?');
   const length = end === -1 ? url.length : end;
-  if (length > MAX_PATH_BYTES) return true;
+  if (length > MAX_PATH_BYTES) return 'path too long to cache';
   let segments = 0;
   for (let i = 0; i < length; i += 1) {
     if (url.charCodeAt(i) !== 47 /* / */) continue;
     segments += 1;
-    if (segments > MAX_SEGMENTS) return true;
+    if (segments > MAX_SEGMENTS) return 'path too deep to cache';
   }
-  return false;
+  return undefined;
 }
 
 /** Whether a request carries any cookie at all. */

@@ -7,7 +7,9 @@ import type { Guard } from './lock';
  * Pages kept per tag. Past it, the pages that expire soonest are dropped from that tag's set:
  * they are not re-rendered ahead of their next visitor by a `regenerate` of that tag, and
  * `cache.entries()` does not list them (the clocks still make them stale). A member is the
- * page's key or keys as JSON, about 100 bytes for a typical URL: 10,000 cost about 1 MB.
+ * page's key or keys as JSON, about 100 bytes for a typical URL: 10,000 cost about 1 MB (40 MB at
+ * most: a URL over 2 KB is never cached, see request/eligibility.ts, and a member holds two
+ * keys at most).
  */
 export const MAX_PAGES_PER_TAG = 10_000;
 
