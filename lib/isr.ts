@@ -17,6 +17,7 @@ import type { IsrEventName, IsrEvents, IsrStats } from './observability/observer
 import { PROTECT_SECRET } from './observability/redact';
 import { debug } from './observability/report';
 import { checkSetup } from './observability/setup-checks';
+import { CACHE_WARN, type WarningCode } from './observability/warnings';
 import type { IsrOptions } from './options';
 import { type PrerenderOptions, type PrerenderResult, prerender } from './regeneration/prerender';
 import { Regenerator } from './regeneration/regenerator';
@@ -203,6 +204,8 @@ export function createIsr(options?: IsrOptions): IsrMiddleware {
     close,
     // The webhook router registers its secrets here, to keep them out of logs and events.
     [PROTECT_SECRET]: (secret: string) => engine.protectSecret(secret),
+    // ...and warns through the cache, so that its `silence` and `logger` options apply.
+    [CACHE_WARN]: (code: WarningCode, message: string) => engine.warn(code, message),
   });
 }
 

@@ -311,6 +311,26 @@ describe('silencing', () => {
     lib.revalidateRouter(cache, { secret: 'short', logger: recorder.logger });
     expect(codes(recorder.warnings)).toEqual(['ISR_SHORT_REVALIDATE']);
   });
+
+  test("isr({ silence }) reaches the router's warning, which goes to the cache's logger", () => {
+    const lib = freshLib();
+    const spy = jest.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const silenced = errorRecorder();
+      const quiet = newCache(lib, { logger: silenced.logger, silence: ['ISR_SHORT_SECRET'] });
+      lib.revalidateRouter(quiet, { secret: 'short' });
+      expect(codes(silenced.warnings)).toEqual([]);
+      expect(spy).not.toHaveBeenCalled();
+
+      const recorder = errorRecorder();
+      const loud = newCache(lib, { logger: recorder.logger });
+      lib.revalidateRouter(loud, { secret: 'short' });
+      expect(codes(recorder.warnings)).toEqual(['ISR_SHORT_SECRET']);
+      expect(spy).not.toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
 
 describe('where warnings go', () => {

@@ -26,6 +26,13 @@ export const WARNINGS = {
 
 export type WarningCode = keyof typeof WARNINGS;
 
+/**
+ * Set on the cache `isr()` returns: its `warn(code, message)`, which honours its `silence` and
+ * `logger` options. The webhook router warns through it, so that `isr({ silence })` reaches
+ * the router's warnings too.
+ */
+export const CACHE_WARN = Symbol('express-isr.warn');
+
 const printed = new Set<string>();
 
 /**

@@ -1,4 +1,4 @@
-import { warnOnce } from '../../observability/warnings';
+import { CACHE_WARN, warnOnce } from '../../observability/warnings';
 import { fail, invalid } from '../../validate';
 import type { Revalidatable, RevalidateRouterOptions } from './router';
 
@@ -45,11 +45,15 @@ export function checkRouterOptions(cache: Revalidatable, options: RevalidateRout
     fail('revalidateRouter: verify', 'a function', verify);
   }
   if (secret.length < MIN_SECRET_LENGTH) {
-    warnOnce(
-      options.logger ?? console,
-      'ISR_SHORT_SECRET',
-      `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`,
-    );
+    const message = `the webhook secret has ${secret.length} characters; use ${MIN_SECRET_LENGTH} or more random ones (e.g. \`openssl rand -hex 32\`)`;
+    // Through the cache when it is `isr()`'s (its `silence` and `logger` apply), unless the
+    // router was given a logger of its own; `EXPRESS_ISR_SILENCE` applies either way.
+    const cacheWarn = (cache as unknown as Record<symbol, unknown>)[CACHE_WARN];
+    if (options.logger === undefined && typeof cacheWarn === 'function') {
+      cacheWarn('ISR_SHORT_SECRET', message);
+    } else {
+      warnOnce(options.logger ?? console, 'ISR_SHORT_SECRET', message);
+    }
   }
   return { secret, maxBodySize, maxTargets, bodyTimeout, signature, verify };
 }
