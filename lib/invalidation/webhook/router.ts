@@ -58,7 +58,7 @@ export interface RevalidateRouterOptions {
    * router already consumed it). Returning `true` authenticates the call as the secret does.
    */
   verify?: (req: IncomingMessage, rawBody: Buffer) => boolean | Promise<boolean>;
-  /** Where the short-secret warning goes. @default console */
+  /** Where the short-secret warning goes. @default the cache's `logger` (for `isr()`'s cache), else console */
   logger?: Pick<Console, 'warn'>;
 }
 
