@@ -114,6 +114,24 @@ test('a token in a page URL is redacted in the renders in flight, entry() and en
   expect(answer.text).not.toContain('TOPSECRET123');
 });
 
+test('GET /health?secret=… behind the cache is not rendered for the store: health runs once, the secret stays out', async () => {
+  const { cache, app } = setup();
+  let calls = 0;
+  const health = cache.health;
+  cache.health = () => {
+    calls += 1;
+    return health();
+  };
+  const answer = await request(app).get(`/api/revalidate/health?secret=${SECRET}`);
+  expect(answer.status).toBe(200);
+  expect(calls).toBe(1);
+  expect(answer.headers['x-isr-cache']).toBe('BYPASS');
+  expect(answer.headers['cache-status']).toContain('URL carries the webhook secret');
+  expect(answer.headers['cache-status']).not.toContain(SECRET);
+  // A query without the secret is cached as usual.
+  expect((await request(app).get('/page?q=1')).headers['x-isr-cache']).toBe('MISS');
+});
+
 test('the default instanceId is host:pid, and a bad one is a TypeError naming the option', () => {
   const os = require('node:os') as typeof import('node:os');
   for (const bad of ['', 'x'.repeat(201), 42, null]) {

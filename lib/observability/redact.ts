@@ -55,6 +55,15 @@ export class Redactor {
     live.delete(this);
   }
 
+  /** Whether `text` carries one of the registered secrets, raw or percent-encoded. */
+  carriesSecret(text: string): boolean {
+    for (const pattern of this.secrets.values()) {
+      pattern.lastIndex = 0;
+      if (pattern.test(text)) return true;
+    }
+    return false;
+  }
+
   redact(text: string): string {
     let out = redactParams(text);
     for (const pattern of this.secrets.values()) out = out.replace(pattern, REDACTED);

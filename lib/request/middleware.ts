@@ -64,8 +64,9 @@ export function handleRequests(
     let url: string;
     let key: string;
     try {
-      bypass = requestBypassReason(req, o);
-      ({ url } = engine.canonical(req.originalUrl ?? req.url ?? '/'));
+      const target = req.originalUrl ?? req.url ?? '/';
+      bypass = requestBypassReason(req, o) ?? secretBypass(engine, target);
+      ({ url } = engine.canonical(target));
       key = engine.keyFor(req, url);
     } catch (error) {
       // Your `bypass` or `key` threw: the visitor gets the app's answer, uncached (fail open).
@@ -239,4 +240,14 @@ function topApp(req: IsrRequest): RequestHandler | undefined {
   while (typeof app?.parent === 'function')
     app = app.parent as RequestHandler & { parent?: unknown };
   return typeof app === 'function' ? app : undefined;
+}
+
+/**
+ * A GET carrying the webhook's secret in its query (`/api/revalidate/health?secret=…`, the way
+ * a load balancer's check sends it) is never rendered for the store: the render would run the
+ * router on the cache's own request and put the secret into the store's keys and leases.
+ */
+function secretBypass(engine: Engine, target: string): string | undefined {
+  if (!target.includes('?')) return undefined;
+  return engine.redactor.carriesSecret(target) ? 'URL carries the webhook secret' : undefined;
 }
