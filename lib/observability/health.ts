@@ -16,8 +16,12 @@ export interface InFlightRender {
 
 /** What `cache.health()` and `GET /health` on the revalidate router answer. */
 export interface HealthReport {
-  /** `ok` when the store answered now, else `unavailable` (the router then answers 503). */
-  status: 'ok' | 'unavailable';
+  /**
+   * `ok` when the store answered now, else `degraded`: the instance still serves (it fails
+   * open, rendering without the store), so the router answers 200 either way unless asked
+   * `?strict=1` (then 503).
+   */
+  status: 'ok' | 'degraded';
   /** This process's `instanceId`. */
   instance: string;
   store: {
@@ -67,7 +71,7 @@ export async function health(engine: Engine): Promise<HealthReport> {
   const [store, inFlight] = await Promise.all([ping(engine), listInFlight(engine)]);
   const l1 = probe.l1;
   return {
-    status: store.reachable ? 'ok' : 'unavailable',
+    status: store.reachable ? 'ok' : 'degraded',
     instance: options.instanceId,
     store,
     pubsub: l1 === undefined ? null : { connected: l1.serving },

@@ -23,7 +23,7 @@ export interface Revalidatable {
   entry?(path: string): Promise<EntryInfo | undefined>;
   /** When present (as on `isr()`), `GET /entries?prefix=&limit=` answers with it. */
   entries?(query: EntriesQuery): Promise<{ entries: EntryInfo[]; truncated: boolean }>;
-  /** When present (as on `isr()`), `GET /health` answers with it (503 when the store does not answer). */
+  /** When present (as on `isr()`), `GET /health` answers with it (`?strict=1`: 503 when degraded). */
   health?(): Promise<HealthReport>;
 }
 
