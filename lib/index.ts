@@ -1,7 +1,11 @@
 import type { ResponseIsrConfig } from './types';
 
 export type { PurgeState, RevalidationResult } from './invalidation/revalidator';
-export type { RevalidatePathOptions, RevalidateTagOptions } from './invalidation/targets';
+export type {
+  RevalidatePathOptions,
+  RevalidateRequest,
+  RevalidateTagOptions,
+} from './invalidation/targets';
 export { type RevalidateRouterOptions, revalidateRouter } from './invalidation/webhook/router';
 export { createIsr as isr, type IsrMiddleware } from './isr';
 export type { HealthReport, InFlightRender } from './observability/health';
@@ -13,6 +17,7 @@ export type { PrerenderOptions, PrerenderResult } from './regeneration/prerender
 export type { Lease, Lock } from './render/lease';
 export { isRegeneration } from './render/synthetic-request';
 export type { CacheControlBuilder, CacheState } from './request/cache-control';
+export type { BreakerState } from './stores/guarded';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
 export type { IsrStore, KeyvLike } from './stores/types';
 export type { CacheEntry, ResponseIsrConfig, RevalidateMode } from './types';

@@ -112,8 +112,8 @@ export class VisitorRelay {
       // The render goes on (it is recorded as failed); the visitor has the stale page.
       if (status >= 500 && this.staleInstead(status)) return undefined;
       if (status >= 500 && errorMayBeShared(headers)) {
-        // Its waiters get the same page, and the requests of the next second too (see
-        // cold-flight.ts): `Retry-After` says when it is rendered again.
+        // Its waiters get the same page, and the requests of the next second too (the flight
+        // records the failure, flight.ts): `Retry-After` says when it is rendered again.
         relayHead(res, status, headers);
         if (!res.hasHeader('retry-after')) res.setHeader('retry-after', '1');
         markState(res, 'MISS', { forwarded: status }, options.cacheStatus);

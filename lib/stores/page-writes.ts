@@ -6,7 +6,6 @@ import type { CacheEntry } from '../types';
 import { MemoryStore } from './memory';
 import type { CacheEvent, RedisEvents } from './redis/events';
 
-/** What `save` did: stored it, kept a newer entry already there, or could not reach the store. */
 /**
  * What `save` did: stored it, kept a newer entry already there, could not reach the store, or
  * left it out because an invalidation may have come during its render (`unsure`, see
