@@ -57,3 +57,38 @@ test('a tag keeps the pages that expire last, up to its bound; expired ones are 
   );
   expect(await admin.zCard(`${ns}::isr-page-index:tag:t`)).toBe(3);
 });
+
+test('query variants have a set of their own per tag: a flood of them never pushes a page out', async () => {
+  const ns = uniqueNamespace('page-index-variants');
+  const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: ns, useKeyPrefix: false });
+  const admin = createClient({ url: REDIS_URL });
+  await admin.connect();
+  cleanups.push(async () => {
+    await admin.del([`${ns}::isr-page-index:tag:t`, `${ns}::isr-query-index:tag:t`]);
+    admin.destroy();
+    await keyv.disconnect();
+  });
+  const link = redisLinkOf(keyv as unknown as IsrStore);
+  if (link === undefined) throw new Error('no Redis link');
+  const clock = fakeClock();
+  const guard = async <T>(call: () => Promise<T>) => ({ ok: true as const, value: await call() });
+  const index = new RedisPageIndex(link, guard, clock.now, undefined, 3, 2);
+
+  const minute = 60_000;
+  await index.add({ key: '/a', variantKey: '/a' }, ['tag:t'], 5 * minute);
+  await index.add({ key: '/b', variantKey: '/b' }, ['tag:t'], 5 * minute);
+  // Twenty variants, each living longer than the pages: in one set, they would push both out.
+  for (let i = 0; i < 20; i += 1) {
+    await index.add({ key: `/x?r=${i}`, variantKey: `/x?r=${i}` }, ['tag:t'], (10 + i) * minute);
+  }
+  const keys = ((await index.pagesWith(['tag:t'])) ?? []).map((page) => page.variantKey).sort();
+  expect(keys).toEqual(['/a', '/b', '/x?r=18', '/x?r=19']);
+  expect(await admin.zCard(`${ns}::isr-page-index:tag:t`)).toBe(2);
+  expect(await admin.zCard(`${ns}::isr-query-index:tag:t`)).toBe(2);
+  expect(await admin.pTTL(`${ns}::isr-query-index:tag:t`)).toBeGreaterThan(29 * minute);
+  // The listing reads both: the pages first, then the variants.
+  expect((await index.list('tag:t', 0, 10, 'variants'))?.map((page) => page.key)).toEqual([
+    '/x?r=18',
+    '/x?r=19',
+  ]);
+});

@@ -222,7 +222,7 @@ test('every key the cache writes to Redis has a TTL, pages their useful life, cl
       kinds.clocks += 1;
       continue;
     }
-    if (key.includes('::isr-page-index:')) {
+    if (key.includes('::isr-page-index:') || key.includes('::isr-query-index:')) {
       kinds.indexes += 1;
       indexKeys.push(key);
       continue;

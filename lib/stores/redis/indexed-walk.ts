@@ -32,20 +32,22 @@ export async function* indexedWalk(
 ): AsyncGenerator<[string, StoredValue]> {
   const tag = listingTag(prefix);
   const seen = new Set<string>();
-  for (let from = 0; ; from += BATCH) {
-    const pages = await index.list(tag, from, BATCH);
-    if (from === 0 && (pages === undefined || pages.length === 0)) {
-      yield* scan();
-      return;
+  let indexed = false;
+  // The pages without a query first, then the query variants (their own set, see page-index).
+  for (const kind of ['pages', 'variants'] as const) {
+    for (let from = 0; ; from += BATCH) {
+      const pages = await index.list(tag, from, BATCH, kind);
+      if (pages === undefined || pages.length === 0) break;
+      indexed = true;
+      const fresh = pages.filter((page) => !seen.has(page.variantKey));
+      for (const page of fresh) seen.add(page.variantKey);
+      const values = await Promise.all(fresh.map((page) => get(page.variantKey)));
+      for (let i = 0; i < fresh.length; i += 1) {
+        const value = values[i];
+        if (value !== undefined) yield [fresh[i].variantKey, value];
+      }
+      if (pages.length < BATCH) break;
     }
-    if (pages === undefined || pages.length === 0) return;
-    const fresh = pages.filter((page) => !seen.has(page.variantKey));
-    for (const page of fresh) seen.add(page.variantKey);
-    const values = await Promise.all(fresh.map((page) => get(page.variantKey)));
-    for (let i = 0; i < fresh.length; i += 1) {
-      const value = values[i];
-      if (value !== undefined) yield [fresh[i].variantKey, value];
-    }
-    if (pages.length < BATCH) return;
   }
+  if (!indexed) yield* scan();
 }

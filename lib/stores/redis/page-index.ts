@@ -12,6 +12,14 @@ import type { Guard } from './lock';
  * keys at most).
  */
 export const MAX_PAGES_PER_TAG = 10_000;
+/**
+ * Query variants (`/x?r=1`) kept per tag, in a set of their own: any client can make as many
+ * as it likes, so they must not push the pages without a query out of a tag's set.
+ */
+export const MAX_QUERY_VARIANTS_PER_TAG = 1_000;
+
+/** Which of a tag's two sets: the pages without a query, or the query variants. */
+export type IndexedKind = 'pages' | 'variants';
 
 /** How much longer a tag's set lives than the pages in it: their write may come late. */
 const KEY_MARGIN_MS = 60_000;
@@ -39,6 +47,8 @@ const LIST = `return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf'
  * the deploy's version in front when there is one, in the store's namespace), its members the
  * pages, scored by when each expires from the store: expired members are dropped on the next
  * write and never read. Each set lives as long as the longest-lived page in it, plus a minute.
+ * A tag's query variants have a smaller set of their own (`isr-query-index:<tag>`): a flood
+ * of `/x?r=N` from any client then only pushes other variants out, never a page.
  *
  * Written only when a page is stored (never on a hit), one script call per tag, pipelined;
  * each touches one key, so this works on a Redis Cluster too. Every call goes through the
@@ -56,6 +66,8 @@ export class RedisPageIndex implements PageIndex {
     private readonly version: string | undefined,
     /** Pages kept per tag (`MAX_PAGES_PER_TAG`; smaller in tests). */
     private readonly limit = MAX_PAGES_PER_TAG,
+    /** Query variants kept per tag (`MAX_QUERY_VARIANTS_PER_TAG`; smaller in tests). */
+    private readonly variantLimit = MAX_QUERY_VARIANTS_PER_TAG,
   ) {}
 
   async add(page: IndexedPage, tags: readonly string[], lifeMs?: number): Promise<void> {
@@ -64,17 +76,18 @@ export class RedisPageIndex implements PageIndex {
     const member = JSON.stringify(
       page.key === page.variantKey ? [page.key] : [page.key, page.variantKey],
     );
+    const kind: IndexedKind = page.key.includes('?') ? 'variants' : 'pages';
     const args = [
       String(at),
       String(at + lifeMs),
       member,
       String(Math.ceil(lifeMs + KEY_MARGIN_MS)),
-      String(this.limit),
+      String(kind === 'pages' ? this.limit : this.variantLimit),
     ];
     const result = await this.guard(async () => {
       const client = await this.link.client();
       return Promise.all(
-        tags.map((tag) => client.eval(ADD, { keys: [this.keyOf(tag)], arguments: args })),
+        tags.map((tag) => client.eval(ADD, { keys: [this.keyOf(tag, kind)], arguments: args })),
       );
     });
     if (!result.ok) debug('index: %s not indexed (store unavailable)', page.variantKey);
@@ -82,21 +95,31 @@ export class RedisPageIndex implements PageIndex {
 
   async pagesWith(tags: readonly string[]): Promise<IndexedPage[] | undefined> {
     const found = new Map<string, IndexedPage>();
-    const lists = await Promise.all(tags.map((tag) => this.list(tag, 0, this.limit)));
+    const lists = await Promise.all(
+      tags.flatMap((tag) => [
+        this.list(tag, 0, this.limit, 'pages'),
+        this.list(tag, 0, this.variantLimit, 'variants'),
+      ]),
+    );
     if (lists.every((list) => list === undefined)) return undefined;
     for (const list of lists) for (const page of list ?? []) found.set(page.variantKey, page);
     return [...found.values()];
   }
 
   /**
-   * The pages of `tag` still alive, in the order they expire, `count` of them from the
-   * `from`-th; `undefined` when the index could not be read.
+   * The pages (or the query variants) of `tag` still alive, in the order they expire, `count`
+   * of them from the `from`-th; `undefined` when the index could not be read.
    */
-  async list(tag: string, from: number, count: number): Promise<IndexedPage[] | undefined> {
+  async list(
+    tag: string,
+    from: number,
+    count: number,
+    kind: IndexedKind = 'pages',
+  ): Promise<IndexedPage[] | undefined> {
     const result = await this.guard(async () => {
       const client = await this.link.client();
       return client.eval(LIST, {
-        keys: [this.keyOf(tag)],
+        keys: [this.keyOf(tag, kind)],
         arguments: [String(this.now()), String(from), String(count)],
       });
     });
@@ -109,9 +132,10 @@ export class RedisPageIndex implements PageIndex {
     return pages;
   }
 
-  private keyOf(tag: string): string {
+  private keyOf(tag: string, kind: IndexedKind): string {
     const version = this.version === undefined ? '' : `v:${this.version}:`;
-    return this.link.storeKey(`isr-page-index:${version}${tag}`);
+    const name = kind === 'pages' ? 'isr-page-index' : 'isr-query-index';
+    return this.link.storeKey(`${name}:${version}${tag}`);
   }
 }
 
