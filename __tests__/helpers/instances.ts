@@ -64,8 +64,7 @@ export interface InstanceOptions {
   secret: string;
   /** How long a render of `/page/:id` takes, ms (default 80). */
   renderMs?: number;
-  /** Another app file of `fixtures/` to run, with more environment for it. */
-  fixture?: string;
+  /** More environment for the fixture (see `fixtures/instance.ts`). */
   env?: Record<string, string>;
 }
 
@@ -95,8 +94,7 @@ export class Instance {
   }
 
   static async start(name: string, options: InstanceOptions): Promise<Instance> {
-    const fixture = options.fixture ? path.join(path.dirname(FIXTURE), options.fixture) : FIXTURE;
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
       cwd: path.join(__dirname, '..', '..'),
       env: {
         ...process.env,

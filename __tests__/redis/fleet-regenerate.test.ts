@@ -1,7 +1,7 @@
 /**
  * README, "Revalidate from your CMS": `mode: 'regenerate'` re-renders every matching page
  * across the fleet, whichever instance the webhook reaches. Two real app processes
- * (`fixtures/fleet-instance.ts`) share the local Redis under a namespace of each test's own;
+ * (`fixtures/instance.ts`) share the local Redis under a namespace of each test's own;
  * behind a load balancer, instance B alone has served the pages, and the webhook hits A. Then
  * two caches in this process, for the page whose lease another instance holds.
  */
@@ -40,8 +40,9 @@ async function fleet(label: string, regenerateTimeout: number) {
     namespace: ns,
     l1: true,
     secret: SECRET,
-    fixture: 'fleet-instance.ts',
-    env: { ISR_REGENERATE_TIMEOUT: String(regenerateTimeout) },
+    // Not the default 500 ms store timeout: two CPUs shared with other test runs must not make
+    // an outage.
+    env: { ISR_REGENERATE_TIMEOUT: String(regenerateTimeout), ISR_STORE_TIMEOUT: '3000' },
   };
   const [a, b] = await Promise.all([Instance.start('A', options), Instance.start('B', options)]);
   const renders = async (path: string) => Number((await admin.get(`${ns}:renders:${path}`)) ?? 0);
