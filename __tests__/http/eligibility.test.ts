@@ -354,6 +354,11 @@ describe('URLs too deep or too long to cache', () => {
     ['a path over 1 KB', `/${'a'.repeat(1100)}`, 'path too long'],
     ['a long query string is fine', `/page?q=${'a'.repeat(1100)}`, 'MISS'],
     ['a URL over 2 KB', `/page?q=${'a'.repeat(2100)}`, 'URL too long'],
+    [
+      'tracking parameters are not in the key: they do not count',
+      `/page?utm_source=${'a'.repeat(2100)}`,
+      'MISS',
+    ],
   ])('%s', async (_name, url, expected) => {
     const cache = isr();
     cleanups.push(() => cache.close());

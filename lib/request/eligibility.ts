@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { MAX_TARGET_LENGTH } from '../invalidation/targets';
 
 /**
  * What may be served from the cache and what may be stored into it, each with the reason
@@ -21,27 +22,36 @@ export function requestBypassReason(req: IncomingMessage, rules: RequestRules): 
     if (session !== undefined) return `session cookie ${session}`;
   }
   if (rules.bypass?.(req)) return 'bypass option';
-  const target = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-  return targetTooBig(target);
+  return undefined;
 }
 
 /** Deepest path stored: each segment is one more tag clock per page (`layout:/a/b/…`). */
 const MAX_SEGMENTS = 16;
 /** Longest path stored, in bytes of the request-target's path. */
 const MAX_PATH_BYTES = 1024;
-/**
- * Longest request-target stored, query included: the key names the page in the store, in its
- * Vary record and in every tag index set it joins, so an anonymous client sending 15 KB
- * queries would otherwise buy about five times that in Redis per request. 2 KB is far above
- * real pages' URLs (tracking parameters included) and matches the longest path a
- * revalidation accepts.
- */
-const MAX_TARGET_BYTES = 2048;
 
-/** Why a request-target is too big to cache (a reason for BYPASS), or `undefined`. */
-function targetTooBig(target: string): string | undefined {
-  if (target.length > MAX_TARGET_BYTES) return 'URL too long to cache';
-  return pathTooDeep(target);
+/**
+ * Why the page at `url` (the canonical URL, its key's source) must not be rendered for the
+ * store, or `undefined`. Asked only when a render would start — a HIT never pays for it: a URL
+ * that fails it was never stored.
+ * - Longer than `MAX_TARGET_LENGTH` (2 KB, the longest path a revalidation accepts): the URL
+ *   names the page in the store, its Vary record and every tag index set it joins, so a 15 KB
+ *   query would buy about five times that in Redis. Parameters `ignoreQuery` drops do not
+ *   count: they are not in the key.
+ * - Too deep or too long a path (`pathTooDeep`).
+ * - Carrying the webhook's secret (`carriesSecret`): a load balancer's
+ *   `GET /api/revalidate/health?secret=…` behind the cache would otherwise be rendered on the
+ *   cache's own request, the secret in its key and lease.
+ */
+export function unstorableReason(
+  url: string,
+  carriesSecret: (url: string) => boolean,
+): string | undefined {
+  if (url.length > MAX_TARGET_LENGTH) return 'URL too long to cache';
+  const tooDeep = pathTooDeep(url);
+  if (tooDeep !== undefined) return tooDeep;
+  if (url.includes('?') && carriesSecret(url)) return 'URL carries the webhook secret';
+  return undefined;
 }
 
 /**

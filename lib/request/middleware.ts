@@ -17,7 +17,7 @@ import {
   type IsrResponse,
   type RequestHandler,
 } from '../types';
-import { carriesCookies, requestBypassReason } from './eligibility';
+import { carriesCookies, requestBypassReason, unstorableReason } from './eligibility';
 import { fastPath } from './fast-path';
 import { clockTags, type Lookup } from './lookup';
 import { replay } from './replay';
@@ -64,9 +64,8 @@ export function handleRequests(
     let url: string;
     let key: string;
     try {
-      const target = req.originalUrl ?? req.url ?? '/';
-      bypass = requestBypassReason(req, o) ?? secretBypass(engine, target);
-      ({ url } = engine.canonical(target));
+      bypass = requestBypassReason(req, o);
+      ({ url } = engine.canonical(req.originalUrl ?? req.url ?? '/'));
       key = engine.keyFor(req, url);
     } catch (error) {
       // Your `bypass` or `key` threw: the visitor gets the app's answer, uncached (fail open).
@@ -76,12 +75,7 @@ export function handleRequests(
       return;
     }
     if (bypass !== undefined) {
-      installResponseConfig(res);
-      debug('bypass: %s %s (%s)', req.method, req.url, bypass);
-      engine.observer.bypass(req.url ?? '/', bypass);
-      markState(res, 'BYPASS', { reason: bypass }, o.cacheStatus);
-      if (o.invalidateOnUnsafe) invalidateAfterSuccess(req, res);
-      next();
+      passBy(req, res, next, bypass);
       return;
     }
 
@@ -148,6 +142,11 @@ export function handleRequests(
       }
       debug('expired: %s (%s)', variantKey, state.reason);
     }
+    const unstorable = unstorableReason(url, carriesSecret);
+    if (unstorable !== undefined) {
+      passBy(req, res, next, unstorable);
+      return;
+    }
     installResponseConfig(res);
     // Past `maxStale`, the page is rendered with the visitor waiting; within `staleIfError` it
     // still answers should that render fail.
@@ -185,7 +184,8 @@ export function handleRequests(
     } else if (
       (entry === undefined || state?.state === 'expired') &&
       primes < MAX_CONCURRENT_REGENERATIONS &&
-      !cold.rendering(variantKey)
+      !cold.rendering(variantKey) &&
+      unstorableReason(url, carriesSecret) === undefined
     ) {
       // The shared render is given a request of the cache's own, without the visitor's cookies.
       const headers = sharedRequestHeaders(req, o.forwardHeaders, vary, o.host);
@@ -206,6 +206,26 @@ export function handleRequests(
         });
     }
     next();
+  }
+
+  /** The request goes to the app uncached, marked BYPASS with `reason`. */
+  function passBy(
+    req: IsrRequest,
+    res: IsrResponse,
+    next: (err?: unknown) => void,
+    reason: string,
+  ) {
+    installResponseConfig(res);
+    debug('bypass: %s %s (%s)', req.method, req.url, reason);
+    engine.observer.bypass(req.url ?? '/', reason);
+    markState(res, 'BYPASS', { reason }, o.cacheStatus);
+    if (o.invalidateOnUnsafe) invalidateAfterSuccess(req, res);
+    next();
+  }
+
+  /** Whether a URL carries a secret the webhook router registered (see `unstorableReason`). */
+  function carriesSecret(url: string): boolean {
+    return engine.redactor.carriesSecret(url);
   }
 
   /** A request that carries cookies when no `sessionCookies` say which ones are personal. */
@@ -240,14 +260,4 @@ function topApp(req: IsrRequest): RequestHandler | undefined {
   while (typeof app?.parent === 'function')
     app = app.parent as RequestHandler & { parent?: unknown };
   return typeof app === 'function' ? app : undefined;
-}
-
-/**
- * A GET carrying the webhook's secret in its query (`/api/revalidate/health?secret=…`, the way
- * a load balancer's check sends it) is never rendered for the store: the render would run the
- * router on the cache's own request and put the secret into the store's keys and leases.
- */
-function secretBypass(engine: Engine, target: string): string | undefined {
-  if (!target.includes('?')) return undefined;
-  return engine.redactor.carriesSecret(target) ? 'URL carries the webhook secret' : undefined;
 }
