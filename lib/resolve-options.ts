@@ -108,9 +108,7 @@ export function resolveOptions(input: IsrOptions = {}): ResolvedOptions {
     fail('lock', 'an object with acquire(key, ttlMs) and held(key) methods', o.lock);
   }
   positive('maxSize', o.maxSize);
-  if (o.revalidate !== false && !(isNumber(o.revalidate) && o.revalidate >= 0)) {
-    fail('revalidate', 'a number of seconds >= 0 or false', o.revalidate);
-  }
+  checkSeconds(o.revalidate, 'revalidate');
   if (typeof o.policyFromHeaders !== 'boolean')
     fail('policyFromHeaders', 'a boolean', o.policyFromHeaders);
   checkSeconds(o.maxStale, 'maxStale');

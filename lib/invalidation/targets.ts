@@ -40,7 +40,7 @@ export interface RevalidationRequest {
 }
 
 export const MODES: readonly RevalidateMode[] = ['stale', 'expire', 'regenerate'];
-export const TYPES = ['page', 'layout'] as const;
+const TYPES = ['page', 'layout'] as const;
 /** Longest path or tag accepted: longer ones are not real URLs or tags, but abuse. */
 export const MAX_TARGET_LENGTH = 2048;
 /**

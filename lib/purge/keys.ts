@@ -5,7 +5,7 @@ import { cdnTag } from '../request/cdn-tags';
  * The tags of an event as the cache's tag header carries them (percent-encoded where needed,
  * `cdnTag`); a tag no header can carry was never sent, so there is nothing to purge by.
  */
-export function sentTags(tags: readonly string[]): string[] {
+function sentTags(tags: readonly string[]): string[] {
   const out = new Set<string>();
   for (const tag of tags) {
     const encoded = cdnTag(tag);
@@ -20,7 +20,7 @@ export function sentTags(tags: readonly string[]): string[] {
  * cache's path clocks are, so one key reaches every spelling and query variant of the page —
  * and, for a layout, every page below it — as `revalidatePath` does.
  */
-export function pathKey(path: string, type: 'page' | 'layout' = 'page'): string | undefined {
+function pathKey(path: string, type: 'page' | 'layout' = 'page'): string | undefined {
   const mark = path.search(/[?#]/);
   const bare = mark === -1 ? path : path.slice(0, mark);
   const canonical = canonicalUrl(encodePath(bare), () => true).path;

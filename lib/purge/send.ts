@@ -112,11 +112,7 @@ export async function send(
 }
 
 /** Sends the requests one after another (CDN purge APIs are rate limited) and collects the failures. */
-export async function sendAll(
-  cdn: string,
-  requests: PurgeRequest[],
-  settings: Settled,
-): Promise<void> {
+async function sendAll(cdn: string, requests: PurgeRequest[], settings: Settled): Promise<void> {
   const failures: PurgeFailure[] = [];
   for (const request of requests) {
     const failure = await send(request, settings);

@@ -38,7 +38,7 @@ export function downstreamCacheControl(
 }
 
 /** Upper bound for "forever" in Cache-Control: numbers there must be finite. */
-export const ONE_YEAR = 31_536_000;
+const ONE_YEAR = 31_536_000;
 
 /**
  * The default Cache-Control for shared caches in front (CDNs): the app's own directives, with

@@ -7,7 +7,8 @@ import type { L1 } from '../stores/l1';
 import { MemoryStore } from '../stores/memory';
 import type { EntryStore } from '../stores/types';
 import { type CacheEntry, isEntry, type StoredValue } from '../types';
-import { implicitTags, userTag } from './cache-key';
+import { userTag } from './cache-key';
+import { headerTags } from './cdn-tags';
 
 /** What one lookup found: the entry (if any) and the key it lives (or would live) at. */
 export interface Lookup {
@@ -155,7 +156,7 @@ export abstract class PageLookups {
   }
 }
 
-export function isVaryRecord(value: StoredValue): value is { vary: string[] } {
+function isVaryRecord(value: StoredValue): value is { vary: string[] } {
   return 'vary' in value && !('body' in value);
 }
 
@@ -180,9 +181,7 @@ const tagCache = new WeakMap<CacheEntry, string[]>();
 export function clockTags(entry: CacheEntry): string[] {
   let tags = tagCache.get(entry);
   if (tags === undefined) {
-    const mark = entry.url.indexOf('?');
-    const path = mark === -1 ? entry.url : entry.url.slice(0, mark);
-    tags = [...implicitTags(path), ...entry.tags.map(userTag)];
+    tags = headerTags(entry.url, entry.tags.map(userTag));
     tagCache.set(entry, tags);
   }
   return tags;

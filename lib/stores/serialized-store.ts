@@ -83,7 +83,7 @@ export class SerializedStore implements EntryStore {
     return this.watch(async () => {
       const raw = this.store.getMany
         ? await this.store.getMany([...keys])
-        : await Promise.all(keys.map(async (key) => this.store.get(key)));
+        : await Promise.all(keys.map((key) => this.store.get(key)));
       return raw.map((value) => (typeof value === 'number' ? value : undefined));
     });
   }

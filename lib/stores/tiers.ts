@@ -129,7 +129,7 @@ export function openTiers(options: ResolvedOptions, reporter: Reporter): Tiers {
     },
   };
   // A render is cut off after twice `regenerateTimeout`; a minute on top for its store.
-  if (link) tiers.clocks = new RedisTagClocks(link, guard, 2 * options.regenerateTimeout + 60_000);
+  if (link) tiers.clocks = new RedisTagClocks(link, guard, holder.forgetAfterMs);
   if (link) {
     const index = new RedisPageIndex(link, guard, options.now, options.version);
     tiers.pageIndex = index;

@@ -11,7 +11,7 @@ const BATCH = 100;
  * that folder's set, not the whole site's. A prefix the path folding could spell otherwise
  * (characters outside RFC 3986's unreserved ones, dot segments) reads the root's.
  */
-export function listingTag(prefix: string): string {
+function listingTag(prefix: string): string {
   const folder = prefix.slice(0, prefix.lastIndexOf('/'));
   if (!/^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/.test(folder) || /\/\.\.?(\/|$)/.test(folder))
     return layoutTag('/');

@@ -11,12 +11,12 @@ import type { Guard } from './lock';
  * most: a URL over 2 KB is never cached, see request/eligibility.ts, and a member holds two
  * keys at most).
  */
-export const MAX_PAGES_PER_TAG = 10_000;
+const MAX_PAGES_PER_TAG = 10_000;
 /**
  * Query variants (`/x?r=1`) kept per tag, in a set of their own: any client can make as many
  * as it likes, so they must not push the pages without a query out of a tag's set.
  */
-export const MAX_QUERY_VARIANTS_PER_TAG = 1_000;
+const MAX_QUERY_VARIANTS_PER_TAG = 1_000;
 
 /** Which of a tag's two sets: the pages without a query, or the query variants. */
 export type IndexedKind = 'pages' | 'variants';
