@@ -6,8 +6,10 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
 import Keyv from 'keyv';
 import { redisLinkOf } from '../../lib/stores/redis/client';
+import { indexedWalk } from '../../lib/stores/redis/indexed-walk';
 import { RedisPageIndex } from '../../lib/stores/redis/page-index';
 import type { IsrStore } from '../../lib/stores/types';
+import type { StoredValue } from '../../lib/types';
 import { cleanupsAfterEach } from '../helpers/cleanups';
 import { REDIS_URL, uniqueNamespace } from '../helpers/redis';
 import { fakeClock } from '../helpers/time';
@@ -91,4 +93,39 @@ test('query variants have a set of their own per tag: a flood of them never push
     '/x?r=18',
     '/x?r=19',
   ]);
+});
+
+test('entries() on Redis reads the index (the store is not walked), and walks the store only when the index has nothing', async () => {
+  const ns = uniqueNamespace('page-index-walk');
+  const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: ns, useKeyPrefix: false });
+  const admin = createClient({ url: REDIS_URL });
+  await admin.connect();
+  cleanups.push(async () => {
+    await admin.del([`${ns}::isr-page-index:layout:/blog`, `${ns}::isr-query-index:layout:/blog`]);
+    admin.destroy();
+    await keyv.disconnect();
+  });
+  const link = redisLinkOf(keyv as unknown as IsrStore);
+  if (link === undefined) throw new Error('no Redis link');
+  const clock = fakeClock();
+  const guard = async <T>(call: () => Promise<T>) => ({ ok: true as const, value: await call() });
+  const index = new RedisPageIndex(link, guard, clock.now, undefined);
+  let scans = 0;
+  async function* scan(): AsyncGenerator<[string, StoredValue]> {
+    scans += 1;
+    yield ['/walked', { walked: true } as unknown as StoredValue];
+  }
+  const get = async (key: string) => ({ key }) as unknown as StoredValue;
+  const listed = async (prefix: string) => {
+    const keys: string[] = [];
+    for await (const [key] of indexedWalk(index, prefix, get, scan)) keys.push(key);
+    return keys;
+  };
+
+  expect(await listed('/blog/')).toEqual(['/walked']);
+  expect(scans).toBe(1);
+  await index.add({ key: '/blog/a', variantKey: '/blog/a' }, ['layout:/blog'], 60_000);
+  await index.add({ key: '/blog/b?p=2', variantKey: '/blog/b?p=2' }, ['layout:/blog'], 60_000);
+  expect(await listed('/blog/')).toEqual(['/blog/a', '/blog/b?p=2']);
+  expect(scans).toBe(1);
 });
