@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Engine } from '../engine';
 import { debug } from '../observability/report';
+import { downstreamCacheControl } from '../request/cache-control';
 import { setCdnTagHeader } from '../request/cdn-tags';
 import { carriesCookies, headerText, varyNames } from '../request/eligibility';
 import { answeredNotModified, relayHead, sameVariant } from '../request/relay';
@@ -161,18 +162,18 @@ export class VisitorRelay {
   ): void {
     const { engine, req, res, target } = this;
     const { options } = engine;
-    const { revalidate, maxStale, staleIfError, tags } = policy;
+    const { tags } = policy;
     // Your code first (listeners, the `cacheControl` builder): should it throw, the visitor's
     // response is still untouched, and their own render goes out clean.
     engine.observer.miss(target.key);
-    const control = options.cacheControl?.({
-      revalidate,
-      maxStale,
-      staleIfError,
-      age: 0,
-      state: 'MISS',
-      appCacheControl: headerText(headers['cache-control']) || undefined,
-    });
+    // The same Cache-Control a replay of this page sends (request/cache-control.ts), at age 0.
+    const control = downstreamCacheControl(
+      options.cacheControl,
+      policy,
+      0,
+      'MISS',
+      headerText(headers['cache-control']) || undefined,
+    );
     this.state = 'relay';
     relayHead(res, status, headers);
     // RFC 9211 `stored` only when it is known now: the whole body is here, within
